@@ -1,0 +1,1 @@
+"""Sample Apollonia workload: api, analyzer and load generator."""
