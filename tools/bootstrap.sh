@@ -28,20 +28,29 @@ pins=(
 suites="unstable testing"
 
 stamp="$tools/.stamp"
-want=$(printf '%s\n' "${pins[@]}" | awk '{print $1}' | sort -u | tr '\n' ' ')
 mkdir -p "$bin"
 
-# 1. Overrides: a binary the user names, or one on PATH reporting the pinned version.
+# 1. Overrides: a binary the user names (PROMTOOL=/path/to/promtool ...), or one
+# already on PATH (outside .tools) that reports the pinned upstream version.
 declare -A linked=()
 for row in "${pins[@]}"; do
   read -r _pkg _path name var upstream <<<"$row"
   override="${!var:-}"
   if [ -n "$override" ]; then
     [ -x "$override" ] || { echo "bootstrap: $var=$override is not an executable file" >&2; exit 1; }
-    ln -sf "$override" "$bin/$name"; linked[$name]=1
+    ln -sf "$override" "$bin/$name"; linked[$name]=1; continue
+  fi
+  found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$bin" | paste -sd:) command -v "$name" || true)
+  if [ -n "$found" ] && "$found" --version 2>&1 | head -n 1 | grep -qE "version v?${upstream//./\\.}([^0-9]|$)"; then
+    ln -sf "$found" "$bin/$name"; linked[$name]=1
   fi
 done
 
+# Packages still needed for the binaries not linked above.
+want=$(for row in "${pins[@]}"; do
+  read -r pv _path name _rest <<<"$row"; [ -z "${linked[$name]:-}" ] && echo "$pv"
+done | sort -u | tr '\n' ' ')
+[ -z "$want" ] && exit 0
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

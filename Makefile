@@ -1,0 +1,122 @@
+# Apollonia observability bundle. `make up` runs the stack, `make test` proves it.
+# Run `make` (or `make help`) for the list of targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV  := .venv
+PY    := $(VENV)/bin/python
+TOOLS := .tools/bin
+# The repo's own tools come first, so tests and scripts find the pinned builds.
+export PATH := $(CURDIR)/$(TOOLS):$(CURDIR)/$(VENV)/bin:$(PATH)
+
+# Compose: the Docker CLI plugin when present, else the standalone build from .tools.
+COMPOSE_BIN ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(CURDIR)/$(TOOLS)/docker-compose")
+# The demo profile (sample workload, PostgreSQL, Redis, RabbitMQ) is on by default;
+# a staging host runs `make up PROFILES=` with the staging overlay (see README).
+PROFILES ?= demo
+COMPOSE_FILES ?= -f compose.yaml
+COMPOSE := $(COMPOSE_BIN) $(COMPOSE_FILES) $(foreach p,$(PROFILES),--profile $(p))
+# True when a Docker engine answers; otherwise `make up` falls back to the native run.
+DOCKER_ENGINE := $(shell docker info >/dev/null 2>&1 && echo yes)
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# --- Bootstrap ---------------------------------------------------------------
+
+$(VENV)/.stamp: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+.PHONY: venv tools bootstrap
+venv: $(VENV)/.stamp ## Create the virtualenv with the pinned Python dependencies
+
+tools: ## Fetch the pinned Debian builds of Prometheus, Alertmanager, exporters, docker-compose into .tools/
+	@tools/bootstrap.sh
+
+bootstrap: venv tools ## Everything the tests need (idempotent, cached)
+
+# --- Checks ------------------------------------------------------------------
+
+.PHONY: lint test test-rules smoke
+lint: bootstrap ## Static checks: compose config, promtool, amtool, yamllint, JSON
+	@tools/lint.sh
+
+test: lint ## Lint, then every pytest suite (unit, rules, policy, native integration)
+	$(PY) -m pytest tests
+
+test-rules: tools ## Run the promtool rule unit tests (the same command users' CI runs)
+	promtool test rules tests/rules/*.test.yml
+
+smoke: bootstrap ## Smoke suite against the running compose stack (needs a Docker host)
+	$(PY) -m pytest tests/smoke tests/e2e --backend=compose
+
+# --- Running the stack ---------------------------------------------------------
+
+.PHONY: up up-compose up-native down down-native clean logs ps reload secrets
+up: bootstrap ## Start the stack (compose with the demo profile; native processes without a Docker engine)
+ifeq ($(DOCKER_ENGINE),yes)
+	@$(MAKE) --no-print-directory up-compose
+else
+	@echo "make up: no Docker engine reachable; starting the native run (Prometheus, Alertmanager, exporters, workload) instead"
+	@$(MAKE) --no-print-directory up-native
+endif
+
+up-compose: secrets ## Start the compose stack and wait until every service is healthy
+	$(COMPOSE) up -d --build --wait
+
+up-native: bootstrap ## Start the native run: real binaries on 127.0.0.1, state in .run/
+	$(PY) -m native up
+
+down: ## Stop the stack (volumes are kept)
+ifeq ($(DOCKER_ENGINE),yes)
+	$(COMPOSE) down
+endif
+	@if [ -d .run ]; then $(PY) -m native down; fi
+
+down-native: ## Stop the native run
+	$(PY) -m native down
+
+clean: down ## Stop and remove the data volumes and the native state (.run/)
+ifeq ($(DOCKER_ENGINE),yes)
+	@echo "Removing volumes:"; $(COMPOSE) config --volumes | sed 's/^/  /'
+	$(COMPOSE) down --volumes
+endif
+	rm -rf .run
+
+logs: ## Follow the logs of the stack
+ifeq ($(DOCKER_ENGINE),yes)
+	$(COMPOSE) logs -f --tail=100
+else
+	tail -n 50 -f .run/logs/*.log
+endif
+
+ps: ## Show what runs and its health
+ifeq ($(DOCKER_ENGINE),yes)
+	$(COMPOSE) ps
+else
+	$(PY) -m native status
+endif
+
+reload: lint ## Lint, then reload Prometheus and Alertmanager configs in place
+	curl -fsS -X POST http://127.0.0.1:9090/-/reload && echo "prometheus: reloaded"
+	curl -fsS -X POST http://127.0.0.1:9093/-/reload && echo "alertmanager: reloaded"
+
+secrets: venv ## Generate missing secrets in secrets/ (random, git-ignored, never printed)
+	$(PY) -m tools.secrets
+
+# --- Dashboards, hardening, release ------------------------------------------
+
+.PHONY: dashboards doctor bundle
+dashboards: venv ## Regenerate grafana/dashboards/ from grafana/codegen/
+	$(PY) -m grafana.codegen
+
+doctor: venv ## Preflight checks for a Docker host (pass/fail per line, with the fix)
+	$(PY) -m tools.doctor
+
+bundle: bootstrap ## Versioned tarball for a staging host in dist/
+	$(PY) -m tools.bundle
