@@ -120,3 +120,7 @@ doctor: venv ## Preflight checks for a Docker host (pass/fail per line, with the
 
 bundle: bootstrap ## Versioned tarball for a staging host in dist/
 	$(PY) -m tools.bundle
+
+.PHONY: diagnose
+diagnose: venv ## Run the automated diagnosis queries against Prometheus on 127.0.0.1:9090
+	$(PY) -m tools.diagnose
