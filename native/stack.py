@@ -1,0 +1,446 @@
+"""The native run: the metrics and alerting half of the bundle as local processes.
+
+Everything binds to 127.0.0.1 and keeps its state under .run/ (git-ignored):
+
+    .run/supervisord.conf          generated process-manager config (supervisor)
+    .run/supervisor.sock           control socket (supervisorctl talks to it)
+    .run/logs/<process>.log        one log per process, plus supervisord.log
+    .run/prometheus/prometheus.yml -> ../../prometheus/prometheus.yml   (the bundle's own file)
+    .run/prometheus/rules/         one symlink per prometheus/rules/*.yml (a directory of links,
+                                   so a test can drop a broken rule file here without touching
+                                   the repo; `up` regenerates it)
+    .run/prometheus/inventory      -> ../../prometheus/targets/native   (the only native difference)
+    .run/prometheus/data/          TSDB
+    .run/alertmanager/alertmanager.yml -> ../../alertmanager/alertmanager.yml
+    .run/alertmanager/templates    -> ../../alertmanager/templates
+    .run/alertmanager/secrets/     copied from alertmanager/secrets.example/, sink URLs written in
+    .run/alertmanager/data/        silences and notification log
+    .run/blackbox/blackbox.yml     -> ../../exporters/blackbox.yml
+    .run/node-exporter/textfile/   textfile collector directory
+
+Supervisor (a real process manager) starts, stops and restarts single processes, which the
+integration tests need (stop the api, restart Prometheus).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / ".run"
+LOGS = RUN / "logs"
+TOOLS = ROOT / ".tools" / "bin"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+SUPERVISORD = VENV_BIN / "supervisord"
+SUPERVISORCTL = VENV_BIN / "supervisorctl"
+CONF = RUN / "supervisord.conf"
+SOCK = RUN / "supervisor.sock"
+PIDFILE = RUN / "supervisord.pid"
+
+SINK_URL = "http://127.0.0.1:5001"
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str  # supervisor program name
+    port: int
+    ready_path: str  # HTTP path answering 200 when the process is ready
+    command: str
+    title: str
+    ui_path: str = "/"
+
+
+def components() -> list[Component]:
+    """Every process of the native run, in start order (priority)."""
+    py = str(PYTHON)
+    tools = TOOLS
+    return [
+        Component(
+            "webhook-sink", 5001, "/health",
+            f"{py} -m apollonia.webhook_sink --host {HOST} --port 5001",
+            "Webhook sink (received notifications)", "/notifications",
+        ),
+        Component(
+            "alertmanager", 9093, "/-/ready",
+            f"{tools}/alertmanager --config.file={RUN}/alertmanager/alertmanager.yml"
+            f" --storage.path={RUN}/alertmanager/data --web.listen-address={HOST}:9093"
+            " --cluster.listen-address=",
+            "Alertmanager",
+        ),
+        Component(
+            "node-exporter", 9100, "/metrics",
+            f"{tools}/node-exporter --web.listen-address={HOST}:9100"
+            f" --collector.textfile.directory={RUN}/node-exporter/textfile",
+            "node-exporter", "/metrics",
+        ),
+        Component(
+            "blackbox-exporter", 9115, "/-/healthy",
+            f"{tools}/blackbox-exporter --config.file={RUN}/blackbox/blackbox.yml"
+            f" --web.listen-address={HOST}:9115",
+            "blackbox-exporter",
+        ),
+        Component(
+            "api", 8000, "/health/ready",
+            f"{py} -m apollonia api --host {HOST} --port 8000",
+            "Apollonia api", "/docs",
+        ),
+        Component(
+            "analyzer", 8001, "/health/ready",
+            f"{py} -m apollonia analyzer --host {HOST} --port 8001",
+            "Apollonia analyzer", "/metrics",
+        ),
+        Component(
+            "loadgen", 0, "",
+            f"{py} -m apollonia loadgen --api-url http://{HOST}:8000",
+            "Load generator",
+        ),
+        Component(
+            "prometheus", 9090, "/-/ready",
+            f"{tools}/prometheus --config.file={RUN}/prometheus/prometheus.yml"
+            f" --storage.tsdb.path={RUN}/prometheus/data --web.listen-address={HOST}:9090"
+            " --web.enable-lifecycle",
+            "Prometheus",
+        ),
+    ]
+
+
+def component(name: str) -> Component:
+    for comp in components():
+        if comp.name == name:
+            return comp
+    raise KeyError(name)
+
+
+NEEDS_DOCKER = {
+    "Grafana": "dashboards (grafana/)",
+    "Jaeger": "traces (jaeger/)",
+    "Fluent Bit": "log shipping (fluent-bit/)",
+    "Elasticsearch": "log storage (elasticsearch/)",
+    "PostgreSQL, Redis, RabbitMQ + exporters, cAdvisor": "demo dependencies",
+}
+
+
+class NativeError(RuntimeError):
+    """A problem worth one line to the user (no stack trace)."""
+
+
+# --- .run/ layout -------------------------------------------------------------------------
+
+
+def _link(link: Path, target: Path) -> None:
+    """Make `link` a relative symlink to `target` (replacing an old link)."""
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    link.symlink_to(os.path.relpath(target, link.parent))
+
+
+def _require(path: Path, hint: str) -> Path:
+    if not path.exists():
+        raise NativeError(f"{path.relative_to(ROOT)}: missing ({hint})")
+    return path
+
+
+def prepare_prometheus() -> None:
+    base = RUN / "prometheus"
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    _link(base / "prometheus.yml", _require(ROOT / "prometheus/prometheus.yml", "foundation"))
+    _link(base / "inventory", _require(ROOT / "prometheus/targets/native", "native inventory"))
+    rules = base / "rules"
+    if rules.is_symlink():
+        rules.unlink()
+    rules.mkdir(exist_ok=True)
+    # Generated directory: every run starts from exactly the repo's rule files (this also
+    # removes a broken file an interrupted test may have left behind).
+    for old in rules.iterdir():
+        old.unlink()
+    for src in sorted((ROOT / "prometheus/rules").glob("*.yml")):
+        _link(rules / src.name, src)
+
+
+def write_sink_urls(secrets_dir: Path, sink_url: str = SINK_URL) -> list[str]:
+    """Point every *url* secret at the sink: http://<sink>/<file-stem-derived receiver>.
+
+    alertmanager/secrets.example/ holds one file per receiver URL; its content is the URL the
+    receiver posts to. Natively every receiver posts to the webhook sink, so the example URL is
+    rewritten to the sink, keeping its path (the receiver name) when the example has one.
+    """
+    written = []
+    for path in sorted(secrets_dir.iterdir()):
+        if not path.is_file() or "url" not in path.name:
+            continue
+        example = path.read_text().strip()
+        receiver = example.rstrip("/").rsplit("/", 1)[-1] if "://" in example else ""
+        if not receiver or ":" in receiver:
+            receiver = path.stem.replace("_url", "").replace("-url", "")
+        path.write_text(f"{sink_url.rstrip('/')}/{receiver}\n")
+        written.append(path.name)
+    return written
+
+
+def prepare_alertmanager(sink_url: str = SINK_URL, base: Path | None = None) -> None:
+    base = base or RUN / "alertmanager"
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    am = ROOT / "alertmanager"
+    _link(base / "alertmanager.yml", _require(am / "alertmanager.yml", "rules issue"))
+    if (am / "templates").is_dir():
+        _link(base / "templates", am / "templates")
+    example = am / "secrets.example"
+    secrets = base / "secrets"
+    if secrets.exists():
+        shutil.rmtree(secrets)
+    if example.is_dir():
+        shutil.copytree(example, secrets)
+        write_sink_urls(secrets, sink_url)
+    else:
+        secrets.mkdir()
+
+
+MINIMAL_BLACKBOX = """\
+# Stand-in written by `python -m native up` because exporters/blackbox.yml is missing.
+modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+"""
+
+
+def prepare_blackbox() -> None:
+    base = RUN / "blackbox"
+    base.mkdir(parents=True, exist_ok=True)
+    src = ROOT / "exporters/blackbox.yml"
+    dst = base / "blackbox.yml"
+    if src.is_file():
+        _link(dst, src)
+    else:
+        if dst.is_symlink():
+            dst.unlink()
+        dst.write_text(MINIMAL_BLACKBOX)
+
+
+def supervisord_conf(comps: Iterable[Component]) -> str:
+    lines = [
+        "; Generated by `python -m native up` - edit native/stack.py instead.",
+        "[unix_http_server]",
+        f"file={SOCK}",
+        "chmod=0700",
+        "",
+        "[supervisord]",
+        f"logfile={LOGS}/supervisord.log",
+        f"pidfile={PIDFILE}",
+        f"directory={ROOT}",
+        "logfile_maxbytes=5MB",
+        "logfile_backups=1",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{SOCK}",
+        "",
+    ]
+    for prio, comp in enumerate(comps, start=10):
+        lines += [
+            f"[program:{comp.name}]",
+            f"command={comp.command}",
+            f"directory={ROOT}",
+            f"priority={prio}",
+            "autostart=true",
+            # Restart after a crash, but not after a clean exit or `supervisorctl stop`.
+            "autorestart=unexpected",
+            "startsecs=2",
+            "startretries=2",
+            "stopasgroup=true",
+            "killasgroup=true",
+            # Prometheus flushes its head block on SIGTERM; give it time.
+            "stopwaitsecs=30",
+            "redirect_stderr=true",
+            f"stdout_logfile={LOGS}/{comp.name}.log",
+            "stdout_logfile_maxbytes=10MB",
+            "stdout_logfile_backups=1",
+            f"environment=PYTHONUNBUFFERED=\"1\",PATH=\"{VENV_BIN}:{TOOLS}:/usr/bin:/bin\"",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def prepare() -> None:
+    """Create or refresh .run/ from the repo's files."""
+    for comp_dir in ("logs", "node-exporter/textfile"):
+        (RUN / comp_dir).mkdir(parents=True, exist_ok=True)
+    prepare_prometheus()
+    prepare_alertmanager()
+    prepare_blackbox()
+    CONF.write_text(supervisord_conf(components()))
+
+
+# --- process control ----------------------------------------------------------------------
+
+
+def ctl(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run supervisorctl against the native run's socket."""
+    proc = subprocess.run(
+        [str(SUPERVISORCTL), "-c", str(CONF), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=90,
+    )
+    if check and proc.returncode != 0:
+        detail = f"{proc.stdout.strip()} {proc.stderr.strip()}".strip()
+        raise NativeError(f"supervisorctl {' '.join(args)}: {detail}")
+    return proc
+
+
+def supervisor_running() -> bool:
+    if not SOCK.exists() or not CONF.exists():
+        return False
+    # `pid` prints supervisord's pid when it answers on the socket.
+    out = ctl("pid")
+    return out.returncode == 0 and out.stdout.strip().isdigit()
+
+
+def ready(comp: Component, timeout: float = 2.0) -> bool:
+    if not comp.port:
+        status = ctl("status", comp.name)
+        return "RUNNING" in status.stdout
+    try:
+        resp = httpx.get(f"http://{HOST}:{comp.port}{comp.ready_path}", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return resp.status_code == 200
+
+
+def log_tail(name: str, lines: int = 30) -> str:
+    path = LOGS / f"{name}.log"
+    if not path.exists():
+        return f"(no log at {path.relative_to(ROOT)})"
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def wait_ready(names: Iterable[str] | None = None, timeout: float = 90.0) -> list[str]:
+    """Wait until the named components answer; return the ones that never did."""
+    pending = [c for c in components() if names is None or c.name in set(names)]
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        pending = [c for c in pending if not ready(c)]
+        if pending:
+            time.sleep(0.5)
+    return [c.name for c in pending]
+
+
+def port_busy(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def up(timeout: float = 90.0) -> None:
+    prepare()
+    if supervisor_running():
+        # Already up: pick up config changes and start anything stopped.
+        ctl("update")
+        ctl("start", "all")
+    else:
+        busy = [f"{c.name}:{c.port}" for c in components() if c.port and port_busy(c.port)]
+        if busy:
+            raise NativeError(
+                f"ports already in use by something else: {', '.join(busy)} "
+                "(stop it, or `make down` if it is an old native run)"
+            )
+        proc = subprocess.run(
+            [str(SUPERVISORD), "-c", str(CONF)], capture_output=True, text=True, cwd=ROOT
+        )
+        if proc.returncode != 0:
+            raise NativeError(f"supervisord failed to start: {proc.stderr.strip() or proc.stdout}")
+    missing = wait_ready(timeout=timeout)
+    if missing:
+        details = "\n".join(f"--- {n} (tail of .run/logs/{n}.log)\n{log_tail(n)}" for n in missing)
+        raise NativeError(f"not ready after {timeout:.0f}s: {', '.join(missing)}\n{details}")
+
+
+def down(timeout: float = 60.0) -> bool:
+    """Stop every process and supervisord itself. Returns False if nothing was running."""
+    if not supervisor_running():
+        return False
+    pid = int(ctl("pid").stdout.strip())
+    ctl("shutdown")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    raise NativeError(f"supervisord (pid {pid}) still running after {timeout:.0f}s")
+
+
+def banner() -> str:
+    rows = ["Native run is up (state in .run/, logs in .run/logs/):"]
+    for comp in components():
+        if comp.port:
+            rows.append(f"  {comp.title:<40} http://{HOST}:{comp.port}{comp.ui_path}")
+        else:
+            rows.append(f"  {comp.title:<40} (no port; log .run/logs/{comp.name}.log)")
+    rows.append("Not running natively (need a Docker host: `make up` there):")
+    for name, what in NEEDS_DOCKER.items():
+        rows.append(f"  {name:<40} {what}")
+    rows.append("Stop with `make down` (or .venv/bin/python -m native down).")
+    return "\n".join(rows)
+
+
+def status() -> tuple[bool, str]:
+    if not supervisor_running():
+        return False, "native run: not running (start it with `make up-native`)"
+    lines = [ctl("status").stdout.rstrip()]
+    bad = [c.name for c in components() if not ready(c)]
+    lines.append("all components ready" if not bad else f"not ready: {', '.join(bad)}")
+    return not bad, "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m native", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="start (or refresh) the native run and wait until it is ready")
+    sub.add_parser("down", help="stop every process of the native run")
+    sub.add_parser("status", help="show process states and readiness (exit 1 if not ready)")
+    for verb in ("start", "stop", "restart"):
+        p = sub.add_parser(verb, help=f"{verb} one process (supervisorctl {verb})")
+        p.add_argument("name", choices=[c.name for c in components()])
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "up":
+            up()
+            print(banner())
+        elif args.cmd == "down":
+            print("native run stopped" if down() else "native run was not running")
+        elif args.cmd == "status":
+            ok, text = status()
+            print(text)
+            return 0 if ok else 1
+        else:
+            if not supervisor_running():
+                raise NativeError("native run is not running")
+            out = ctl(args.cmd, args.name)
+            print(out.stdout.rstrip())
+            return out.returncode
+    except NativeError as exc:
+        print(f"native: {exc}", file=sys.stderr)
+        return 1
+    return 0
