@@ -6,7 +6,8 @@ suite and the Grafana tests. Queries come from:
 * alerting and recording rules   prometheus/rules/*.yml             (`expr` of every rule)
 * dashboards                     grafana/dashboards/**/*.json       (panel targets, also inside
                                                                      rows; templating queries)
-* diagnosis queries              docs/*.md fenced ```promql blocks  (one query per non-empty,
+* diagnosis queries              tools/diagnose.py DIAGNOSES         (check and breakdown queries)
+                                 docs/*.md fenced ```promql blocks  (one query per non-empty,
                                                                      non-comment line)
 
 Metric names are extracted with a real PromQL parser (promql-parser), not regexes, after
@@ -176,11 +177,26 @@ def markdown_queries(paths: Iterable[Path]) -> list[Query]:
     return out
 
 
+def diagnosis_queries() -> list[Query]:
+    """The queries `python -m tools.diagnose` runs (empty if the tool is absent)."""
+    try:
+        from tools.diagnose import DIAGNOSES
+    except ImportError:
+        return []
+    out = []
+    for diag in DIAGNOSES:
+        out.append(Query(f"tools/diagnose.py: {diag.name}", diag.query))
+        for title, expr in diag.breakdowns.items():
+            out.append(Query(f"tools/diagnose.py: {diag.name} / {title}", expr))
+    return out
+
+
 def repo_queries(root: Path = ROOT) -> list[Query]:
     """Every query the bundle ships: rules, dashboards and diagnosis queries."""
     return (
         rule_queries(sorted((root / "prometheus/rules").glob("*.yml")))
         + dashboard_queries(sorted((root / "grafana/dashboards").glob("**/*.json")))
+        + diagnosis_queries()
         + markdown_queries(sorted((root / "docs").glob("*.md")))
     )
 
