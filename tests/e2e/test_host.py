@@ -1,0 +1,143 @@
+"""Host-side checks with pytest-testinfra, shared by both backends.
+
+    --backend=native   testinfra's local backend: the processes supervisor runs, .run/ layout
+    --backend=compose  testinfra's docker backend, one host per container (`make smoke`)
+
+The same test functions run against both: only the table of where things live differs
+(docs/native.md and the compose file document those places). Published ports are checked on
+the local host in both cases: natively the processes bind them, under compose Docker's
+port publishing does, and either way they must be bound to loopback only.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import testinfra
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / ".run"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one component lives on one backend."""
+
+    program: str  # substring of the process command line
+    config: str | None  # config file the process reads (absolute path on that host)
+    data: str | None  # state directory
+    port: int
+
+
+NATIVE = {
+    "prometheus": Place("prometheus", f"{RUN}/prometheus/prometheus.yml",
+                        f"{RUN}/prometheus/data", 9090),
+    "alertmanager": Place("alertmanager", f"{RUN}/alertmanager/alertmanager.yml",
+                          f"{RUN}/alertmanager/data", 9093),
+    "node-exporter": Place("node-exporter", None, None, 9100),
+    "blackbox-exporter": Place("blackbox", f"{RUN}/blackbox/blackbox.yml", None, 9115),
+    "api": Place("apollonia api", None, None, 8000),
+    "analyzer": Place("apollonia analyzer", None, None, 8001),
+    "webhook-sink": Place("apollonia.webhook_sink", None, None, 5001),
+}
+
+COMPOSE = {
+    "prometheus": Place("prometheus", "/etc/prometheus/prometheus.yml", "/prometheus", 9090),
+    "alertmanager": Place("alertmanager", "/etc/alertmanager/alertmanager.yml", "/alertmanager",
+                          9093),
+    "node-exporter": Place("node_exporter", None, None, 9100),
+    "blackbox-exporter": Place("blackbox_exporter", "/etc/blackbox_exporter/config.yml", None,
+                               9115),
+    "api": Place("apollonia api", None, None, 8000),
+    "analyzer": Place("apollonia analyzer", None, None, 8001),
+    "webhook-sink": Place("apollonia.webhook_sink", None, None, 5001),
+}
+
+# Ports published on the host by each backend (node-exporter and blackbox stay on the compose
+# network, unpublished).
+PUBLISHED = {
+    "native": [p.port for p in NATIVE.values()],
+    "compose": [9090, 9093, 8000, 8001, 5001],
+}
+
+COMPONENTS = sorted(NATIVE)
+
+
+def _places(backend: str) -> dict[str, Place]:
+    return NATIVE if backend == "native" else COMPOSE
+
+
+@pytest.fixture(scope="module")
+def hosts(backend: str, stack):  # noqa: ANN001,ARG001 - `stack` makes sure it is running
+    """component -> (testinfra host, pid of the component's process on that host)."""
+    if backend == "native":
+        from native import stack as native
+
+        local = testinfra.get_host("local://")
+        out = {}
+        for name in COMPONENTS:
+            pid = native.ctl("pid", name).stdout.strip()
+            out[name] = (local, int(pid) if pid.isdigit() and pid != "0" else None)
+        return out
+    docker = shutil.which("docker")
+    if not docker:
+        pytest.skip("compose backend needs the docker client")
+    out = {}
+    for name in COMPONENTS:
+        cid = subprocess.run([docker, "compose", "ps", "-q", name], capture_output=True,
+                             text=True, cwd=ROOT, timeout=30).stdout.strip()
+        # PID 1 of the container is the component (no init wrapper in these images).
+        out[name] = (testinfra.get_host(f"docker://{cid}"), 1) if cid else (None, None)
+    return out
+
+
+@pytest.mark.parametrize("name", COMPONENTS)
+def test_process_runs(name: str, hosts, backend: str) -> None:
+    host, pid = hosts[name]
+    assert host is not None and pid, f"{name}: no running process/container ({backend})"
+    cmdline = host.file(f"/proc/{pid}/cmdline").content_string.replace("\0", " ")
+    place = _places(backend)[name]
+    assert place.program in cmdline, f"{name}: pid {pid} runs {cmdline!r}"
+    if place.config:
+        assert place.config in cmdline, (
+            f"{name} does not read {place.config}: {cmdline!r}")
+
+
+@pytest.mark.parametrize("name", COMPONENTS)
+def test_config_and_data_where_documented(name: str, hosts, backend: str) -> None:
+    host, _ = hosts[name]
+    place = _places(backend)[name]
+    if place.config is None and place.data is None:
+        pytest.skip(f"{name} has no config file or state directory of its own")
+    if place.config:
+        cfg = host.file(place.config)
+        assert cfg.exists and cfg.is_file, f"{name}: {place.config} missing"
+        if backend == "native":
+            # natively the bundle's own file is used (a symlink into the repo), never a copy
+            assert cfg.is_symlink, f"{place.config} should link to the repo's file"
+            assert Path(cfg.linked_to).is_relative_to(ROOT), cfg.linked_to
+    if place.data:
+        data = host.file(place.data)
+        assert data.exists and data.is_directory, f"{name}: state dir {place.data} missing"
+
+
+def test_ports_listen_only_on_loopback(backend: str, stack) -> None:  # noqa: ANN001,ARG001
+    local = testinfra.get_host("local://")
+    listening = local.socket.get_listening_sockets()
+    problems, missing = [], []
+    for port in PUBLISHED[backend]:
+        binds = [s for s in listening if s.startswith("tcp") and s.rsplit(":", 1)[-1] == str(port)]
+        if not binds:
+            missing.append(port)
+        problems += [s for s in binds if not _loopback(s)]
+    assert not missing, f"nothing listens on {missing}"
+    assert not problems, f"listening beyond loopback: {problems}"
+
+
+def _loopback(sock: str) -> bool:
+    addr = sock.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+    return addr.startswith("127.") or addr == "::1"
