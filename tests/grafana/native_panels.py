@@ -1,0 +1,145 @@
+"""Which dashboard panels return data on a running Prometheus, and which need components
+the native run does not start.
+
+    .venv/bin/python -m tests.grafana.native_panels [--prometheus URL] [--wait SECONDS]
+
+prints one line per panel (ok / NO DATA / needs <component>) and a summary. The native
+suite (test_panels_native.py) runs the same check against the native stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from tests.grafana import components
+from tests.grafana.model import Target, all_targets, seconds
+from tests.metrics_catalog import metric_names
+
+# Values a user would pick in the native run; multi-value variables -> everything.
+VARIABLE_VALUES = {
+    "env": "native",
+    "service": ".*",
+    "job": ".*",
+    "instance": ".*",
+    "model": ".*",
+}
+# Single-value variables checked with each of their values.
+EACH_VALUE = {"slo": ("availability", "latency")}
+SCRAPE_INTERVAL = 15  # the data source's timeInterval
+
+
+def rate_interval(min_step: str) -> int:
+    """Grafana's $__rate_interval at a fine resolution: 4 x (min step or scrape interval)."""
+    step = max(SCRAPE_INTERVAL, seconds(min_step) if min_step else 0)
+    return 4 * step
+
+
+def concrete(target: Target) -> list[str]:
+    """The panel's PromQL with its template variables replaced (one per value of EACH_VALUE
+    variables it uses)."""
+    expr = target.expr.replace("$__rate_interval", f"{rate_interval(target.min_step)}s")
+    variants = [expr]
+    for name, values in EACH_VALUE.items():
+        if f"${name}" in expr:
+            variants = [v.replace(f"${name}", val) for v in variants for val in values]
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        if name not in VARIABLE_VALUES:
+            raise KeyError(f"{target.where}: no native value for variable ${name}")
+        return VARIABLE_VALUES[name]
+
+    return [re.sub(r"\$\{(\w+)\}|\$(\w+)", value, v) for v in variants]
+
+
+@dataclass
+class PanelCheck:
+    where: str
+    queries: list[str] = field(default_factory=list)  # concrete PromQL, native-only
+    needs: set[str] = field(default_factory=set)  # components outside the native run
+    empty: set[str] = field(default_factory=set)  # queries without data (so far)
+
+    @property
+    def checked(self) -> bool:
+        return bool(self.queries)
+
+
+def plan() -> dict[str, PanelCheck]:
+    """Panel -> what to check; Prometheus panels only (logs panels need Elasticsearch)."""
+    panels: dict[str, PanelCheck] = {}
+    for t in all_targets():
+        check = panels.setdefault(t.where, PanelCheck(t.where))
+        if t.ds_type != "prometheus":
+            check.needs |= {"elasticsearch", "fluent-bit"}
+            continue
+        missing = components.needs_outside_native(metric_names(t.expr))
+        if missing:
+            check.needs |= missing
+        else:
+            for q in concrete(t):
+                check.queries.append(q)
+                check.empty.add(q)
+    return panels
+
+
+def run(prometheus: str, wait: float, poll: float = 5.0) -> dict[str, PanelCheck]:
+    """Query every native-only panel query until it returns data or `wait` runs out."""
+    panels = plan()
+    deadline = time.monotonic() + wait
+    with httpx.Client(timeout=10) as client:
+        while True:
+            for check in panels.values():
+                for q in sorted(check.empty):
+                    resp = client.get(f"{prometheus}/api/v1/query", params={"query": q})
+                    resp.raise_for_status()
+                    if resp.json()["data"]["result"]:
+                        check.empty.discard(q)
+            if not any(c.empty for c in panels.values()) or time.monotonic() > deadline:
+                return panels
+            time.sleep(poll)
+
+
+def summary(panels: dict[str, PanelCheck]) -> tuple[str, list[str]]:
+    lines = []
+    for where, c in sorted(panels.items()):
+        if c.empty:
+            lines.append(f"NO DATA  {where}: " + " | ".join(sorted(c.empty)))
+        elif c.checked:
+            extra = f" (other queries need {', '.join(sorted(c.needs))})" if c.needs else ""
+            lines.append(f"ok       {where}{extra}")
+        else:
+            lines.append(f"needs    {where}: {', '.join(sorted(c.needs))}")
+    checked = [c for c in panels.values() if c.checked]
+    with_data = [c for c in checked if not c.empty]
+    head = (f"{len(panels)} panels with queries; {len(checked)} checked on the native run, "
+            f"{len(with_data)} with data; {len(panels) - len(checked)} need components the "
+            f"native run does not start")
+    return head, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    parser.add_argument("--wait", type=float, default=0.0,
+                        help="keep polling empty queries this many seconds")
+    args = parser.parse_args(argv)
+    try:
+        panels = run(args.prometheus, args.wait)
+    except httpx.HTTPError as exc:
+        print(f"{args.prometheus}: {exc}", file=sys.stderr)
+        return 2
+    head, lines = summary(panels)
+    print("\n".join(lines))
+    print(head)
+    return 1 if any(c.empty for c in panels.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
