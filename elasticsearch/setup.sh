@@ -2,13 +2,15 @@
 # One-shot Elasticsearch setup for the Apollonia bundle: ILM policies and the log index template.
 #
 # Idempotent: every call is a PUT of the full desired state, so running it again (every
-# `docker compose up`, or by hand) converges to the same result. POSIX sh + curl only, so it
-# runs in the small curlimages/curl image (compose service elasticsearch-setup).
+# `docker compose up`, or by hand) converges to the same result. POSIX sh + curl + sed only,
+# no temporary files: it runs in the Elasticsearch image (bash, curl) with a read-only root
+# filesystem, or in the small curlimages/curl image (busybox sh).
 #
 # Environment (defaults in brackets):
 #   ES_URL                 [http://elasticsearch:9200]  plain HTTP inside the compose network
+#                          (ELASTICSEARCH_URL is accepted too)
 #   ES_USER                [elastic]
-#   ES_PASSWORD_FILE       [/run/secrets/elasticsearch_password]
+#   ES_PASSWORD_FILE       [/run/secrets/elasticsearch_password]  (or ELASTICSEARCH_PASSWORD_FILE)
 #   LOGS_RETENTION_DAYS    [7]   apollonia-* log indices are deleted this many days after creation
 #   TRACES_RETENTION_DAYS  [7]   the same for Jaeger's <prefix>-jaeger-* indices
 #   TRACES_INDEX_PREFIX    [tracing]  must equal indices.index_prefix in jaeger/config.yaml
@@ -17,9 +19,9 @@
 #   ES_SETUP_DIR           [directory of this script]  holds the JSON files
 set -eu
 
-ES_URL=${ES_URL:-http://elasticsearch:9200}
+ES_URL=${ES_URL:-${ELASTICSEARCH_URL:-http://elasticsearch:9200}}
 ES_USER=${ES_USER:-elastic}
-ES_PASSWORD_FILE=${ES_PASSWORD_FILE:-/run/secrets/elasticsearch_password}
+ES_PASSWORD_FILE=${ES_PASSWORD_FILE:-${ELASTICSEARCH_PASSWORD_FILE:-/run/secrets/elasticsearch_password}}
 LOGS_RETENTION_DAYS=${LOGS_RETENTION_DAYS:-7}
 TRACES_RETENTION_DAYS=${TRACES_RETENTION_DAYS:-7}
 TRACES_INDEX_PREFIX=${TRACES_INDEX_PREFIX:-tracing}
@@ -50,39 +52,47 @@ done
 password=$(cat "$ES_PASSWORD_FILE")
 [ -n "$password" ] || die "$ES_PASSWORD_FILE: password file is empty"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
-# The credentials go to curl through a private config file, never on its command line
-# (visible in ps). Backslashes and double quotes are escaped for curl's quoted-string syntax.
-umask 077
-escaped=$(printf '%s' "$ES_USER:$password" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')
-printf 'user = "%s"\n' "$escaped" > "$work/auth"
-unset password escaped
+# The credentials reach curl on its stdin as a config line (-K -), printed by the shell's
+# builtin printf: never on a command line (visible in ps) and never in a file, so the script
+# also runs on a read-only root filesystem. Backslashes and double quotes are escaped for
+# curl's quoted-string syntax.
+credentials=$(printf '%s' "$ES_USER:$password" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')
+unset password
+auth() { printf 'user = "%s"\n' "$credentials"; }
 
-# es METHOD PATH [BODY_FILE] -> sets $status (HTTP code, 000 when unreachable); body in $work/out
+# es METHOD PATH [BODY] -> $status (HTTP code; 000 when unreachable) and $body
 es() {
     if [ $# -ge 3 ]; then
-        status=$(curl -sS -o "$work/out" -w '%{http_code}' -K "$work/auth" --max-time 30 \
-            -X "$1" -H 'Content-Type: application/json' --data-binary "@$3" "$ES_URL$2" \
-            2>"$work/err") || status=000
+        response=$(auth | curl -sS -K - -w '\n%{http_code}' --max-time 30 -X "$1" \
+            -H 'Content-Type: application/json' --data-binary "$3" "$ES_URL$2" 2>&1) || :
     else
-        status=$(curl -sS -o "$work/out" -w '%{http_code}' -K "$work/auth" --max-time 30 \
-            -X "$1" "$ES_URL$2" 2>"$work/err") || status=000
+        response=$(auth | curl -sS -K - -w '\n%{http_code}' --max-time 30 -X "$1" \
+            "$ES_URL$2" 2>&1) || :
     fi
+    status=${response##*"
+"}
+    body=${response%"
+"*}
+    case $status in
+        [0-9][0-9][0-9]) ;;
+        *) status=000 ;;
+    esac
 }
 
-# put PATH BODY_FILE WHAT: PUT that must answer 200
+# put PATH BODY WHAT: a PUT that must answer 200
 put() {
     es PUT "$1" "$2"
-    [ "$status" = 200 ] || die "PUT $1 ($3) answered HTTP $status: $(cat "$work/out" "$work/err" | head -c 500 | tr '\n' ' ')"
+    [ "$status" = 200 ] || die "PUT $1 ($3) answered HTTP $status: $(printf '%s' "$body" | head -c 500 | tr '\n' ' ')"
     log "$3: ok"
 }
 
-# ILM policy body with the delete phase's min_age set to N days.
+# An ILM policy file with its delete phase's min_age set to N days.
 policy_with_days() {
-    sed -e "s/\"min_age\": \"7d\"/\"min_age\": \"${2}d\"/" "$ES_SETUP_DIR/$1" > "$work/$1"
-    grep -q "\"min_age\": \"${2}d\"" "$work/$1" || die "$ES_SETUP_DIR/$1: no delete phase with \"min_age\": \"7d\" to rewrite"
+    policy=$(sed -e "s/\"min_age\": \"7d\"/\"min_age\": \"${2}d\"/" "$ES_SETUP_DIR/$1")
+    case $policy in
+        *"\"min_age\": \"${2}d\""*) ;;
+        *) die "$ES_SETUP_DIR/$1: no delete phase with \"min_age\": \"7d\" to rewrite" ;;
+    esac
 }
 
 log "waiting up to ${ES_WAIT_SECONDS}s for $ES_URL to be at least yellow"
@@ -94,24 +104,23 @@ while :; do
         401) die "Elasticsearch rejected user '$ES_USER' (HTTP 401): does $ES_PASSWORD_FILE hold the password Elasticsearch was started with?" ;;
         403) die "user '$ES_USER' may not manage the cluster (HTTP 403)" ;;
     esac
-    [ "$(date +%s)" -lt "$deadline" ] || die "Elasticsearch at $ES_URL not ready after ${ES_WAIT_SECONDS}s (last HTTP $status: $(head -c 200 "$work/err" | tr '\n' ' '))"
+    [ "$(date +%s)" -lt "$deadline" ] || die "Elasticsearch at $ES_URL not ready after ${ES_WAIT_SECONDS}s (last HTTP $status: $(printf '%s' "$body" | head -c 200 | tr '\n' ' '))"
     sleep "$ES_RETRY_SECONDS"
 done
 log "cluster reachable"
 
 policy_with_days ilm-logs.json "$LOGS_RETENTION_DAYS"
-put /_ilm/policy/apollonia-logs "$work/ilm-logs.json" "ILM policy apollonia-logs (delete after ${LOGS_RETENTION_DAYS}d)"
+put /_ilm/policy/apollonia-logs "$policy" "ILM policy apollonia-logs (delete after ${LOGS_RETENTION_DAYS}d)"
 policy_with_days ilm-traces.json "$TRACES_RETENTION_DAYS"
-put /_ilm/policy/apollonia-traces "$work/ilm-traces.json" "ILM policy apollonia-traces (delete after ${TRACES_RETENTION_DAYS}d)"
-put /_index_template/apollonia-logs "$ES_SETUP_DIR/index-template.json" "index template apollonia-logs for apollonia-*"
+put /_ilm/policy/apollonia-traces "$policy" "ILM policy apollonia-traces (delete after ${TRACES_RETENTION_DAYS}d)"
+put /_index_template/apollonia-logs "$(cat "$ES_SETUP_DIR/index-template.json")" "index template apollonia-logs for apollonia-*"
 
 # Jaeger creates its own index templates (create_mappings), and a second template cannot add
 # a setting to them, so the traces policy is attached to the Jaeger indices that exist now.
 # Indices Jaeger creates later get it on the next run of this script (every `make up`; a daily
 # host cron `docker compose run --rm elasticsearch-setup` covers a long-running stack).
-printf '{"index": {"lifecycle": {"name": "apollonia-traces"}}}\n' > "$work/traces-settings.json"
 put "/${TRACES_INDEX_PREFIX}-jaeger-*/_settings?allow_no_indices=true&expand_wildcards=open" \
-    "$work/traces-settings.json" "policy apollonia-traces on existing ${TRACES_INDEX_PREFIX}-jaeger-* indices"
+    '{"index": {"lifecycle": {"name": "apollonia-traces"}}}' "policy apollonia-traces on existing ${TRACES_INDEX_PREFIX}-jaeger-* indices"
 
 es GET /_index_template/apollonia-logs
 [ "$status" = 200 ] || die "index template apollonia-logs not readable after PUT (HTTP $status)"
