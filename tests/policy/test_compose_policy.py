@@ -1,0 +1,256 @@
+"""Policy tests on compose.yaml and compose.staging.yaml.
+
+Each rule is checked twice: the real configuration must satisfy it, and a mutated
+copy that breaks it must be reported (so no rule passes vacuously).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.policy import rules
+
+REPO = rules.REPO
+
+
+# --- the real files satisfy every rule ------------------------------------------------
+
+
+def test_images_pinned(any_config: dict[str, Any]) -> None:
+    assert rules.unpinned_images(any_config) == []
+
+
+def test_every_service_has_a_healthcheck(any_config: dict[str, Any]) -> None:
+    assert rules.missing_healthchecks(any_config) == []
+
+
+def test_ports_bind_to_loopback_by_default(any_config: dict[str, Any]) -> None:
+    assert rules.non_loopback_ports(any_config) == []
+
+
+def test_bind_mounted_paths_exist(any_config: dict[str, Any], generated: set[Path]) -> None:
+    assert rules.missing_bind_sources(any_config, generated=generated) == []
+
+
+def test_no_root_container_without_reason(any_config: dict[str, Any]) -> None:
+    assert rules.root_without_reason(any_config) == []
+
+
+def test_no_default_or_plain_credentials(any_config: dict[str, Any]) -> None:
+    assert rules.default_credentials(any_config) == []
+
+
+def test_hardening_limits_and_log_rotation(any_config: dict[str, Any]) -> None:
+    assert rules.weak_hardening(any_config) == []
+
+
+def test_compose_inventory_names_services_and_ports(local_config: dict[str, Any]) -> None:
+    inventory = REPO / "prometheus" / "targets" / "compose"
+    assert sorted(inventory.glob("*.yml")), f"{inventory} holds no inventory"
+    assert rules.inventory_mismatches(local_config, inventory) == []
+
+
+def test_grafana_datasources_name_compose_services(local_config: dict[str, Any]) -> None:
+    files = sorted((REPO / "grafana" / "provisioning" / "datasources").glob("*.y*ml"))
+    if not files:
+        pytest.skip("grafana/provisioning/datasources/ holds no datasource file yet")
+    assert rules.datasource_mismatches(local_config, files) == []
+
+
+def test_env_example_pins_match_compose() -> None:
+    compose = (REPO / "compose.yaml").read_text()
+    assert rules.env_example_mismatches(compose, (REPO / ".env.example").read_text()) == []
+
+
+def test_no_secret_values_in_tracked_files() -> None:
+    files = rules.tracked_text_files()
+    assert files, "git ls-files found nothing"
+    assert rules.secret_values(files, rules.local_secret_values()) == []
+
+
+def test_secrets_dir_is_git_ignored() -> None:
+    import subprocess
+
+    proc = subprocess.run(["git", "check-ignore", "-q", "secrets/grafana_admin_password"], cwd=REPO)
+    assert proc.returncode == 0, "secrets/ is not git-ignored"
+
+
+def test_bind_address_variable_opens_ports(compose_available: None) -> None:
+    """BIND_ADDRESS is the one switch: set, the user-facing ports follow it."""
+    opened = rules.render([REPO / "compose.yaml"], env={"BIND_ADDRESS": "0.0.0.0"})
+    offenders = {line.split(":")[0] for line in rules.non_loopback_ports(opened)}
+    assert offenders == {"prometheus", "alertmanager", "grafana", "jaeger"}
+
+
+# --- each rule catches its violation ---------------------------------------------------
+
+
+def _svc(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return doc["services"][name]
+
+
+MUTATIONS = {
+    "latest tag": (
+        lambda d: _svc(d, "prometheus").update(image="prom/prometheus:latest"),
+        rules.unpinned_images,
+        "prometheus: image prom/prometheus:latest is not pinned",
+    ),
+    "no tag": (
+        lambda d: _svc(d, "grafana").update(image="grafana/grafana"),
+        rules.unpinned_images,
+        "grafana: image grafana/grafana is not pinned",
+    ),
+    "no healthcheck": (
+        lambda d: _svc(d, "blackbox-exporter").pop("healthcheck"),
+        rules.missing_healthchecks,
+        "blackbox-exporter: no healthcheck",
+    ),
+    "depends_on without service_healthy": (
+        lambda d: _svc(d, "grafana").update(
+            depends_on={"prometheus": {"condition": "service_started"}}
+        ),
+        rules.missing_healthchecks,
+        "grafana: depends on prometheus with service_started",
+    ),
+    "port on all interfaces": (
+        lambda d: _svc(d, "grafana").update(ports=["3000:3000"]),
+        rules.non_loopback_ports,
+        "grafana: port 3000->3000 published on 0.0.0.0",
+    ),
+    "missing bind-mounted file": (
+        lambda d: _svc(d, "prometheus")["volumes"].append("./prometheus/missing.yml:/x.yml:ro"),
+        rules.missing_bind_sources,
+        "prometheus: mounted path prometheus/missing.yml does not exist",
+    ),
+    "writable host path": (
+        lambda d: _svc(d, "cadvisor").update(volumes=["/sys:/sys"]),
+        rules.missing_bind_sources,
+        "cadvisor: host path /sys must be mounted read-only",
+    ),
+    "root without reason": (
+        lambda d: _svc(d, "prometheus").update(user="0:0"),
+        rules.root_without_reason,
+        "prometheus: runs as 0:0 without a org.apollonia.root-reason label",
+    ),
+    "image default user": (
+        lambda d: _svc(d, "blackbox-exporter").pop("user"),
+        rules.root_without_reason,
+        "blackbox-exporter: runs as the image default",
+    ),
+    "default admin password": (
+        lambda d: _svc(d, "grafana")["environment"].update(GF_SECURITY_ADMIN_PASSWORD="admin"),
+        rules.default_credentials,
+        "grafana: GF_SECURITY_ADMIN_PASSWORD is a plain value",
+    ),
+    "anonymous grafana": (
+        lambda d: _svc(d, "grafana")["environment"].update(GF_AUTH_ANONYMOUS_ENABLED="true"),
+        rules.default_credentials,
+        "grafana: anonymous access is on",
+    ),
+    "password in a DSN": (
+        lambda d: _svc(d, "redis-exporter")["environment"].update(
+            REDIS_ADDR="redis://default:hunter22@redis:6379"
+        ),
+        rules.default_credentials,
+        "redis-exporter: REDIS_ADDR carries a password inside a URL",
+    ),
+    "capabilities kept": (
+        lambda d: _svc(d, "jaeger").pop("cap_drop"),
+        rules.weak_hardening,
+        "jaeger: capabilities are not dropped",
+    ),
+    "no memory limit": (
+        lambda d: _svc(d, "alertmanager").pop("deploy"),
+        rules.weak_hardening,
+        "alertmanager: no memory limit",
+    ),
+    "over the memory budget": (
+        lambda d: _svc(d, "elasticsearch")["deploy"]["resources"]["limits"].update(memory="3g"),
+        rules.weak_hardening,
+        "memory limits add up to",
+    ),
+    "unrotated logs": (
+        lambda d: _svc(d, "node-exporter").update(logging={"driver": "json-file"}),
+        rules.weak_hardening,
+        "node-exporter: logs not rotated",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MUTATIONS))
+def test_rule_catches_violation(case: str, mutated: Any, generated: set[Path]) -> None:
+    mutate, rule, expected = MUTATIONS[case]
+    cfg = mutated(mutate)
+    found = rule(cfg, generated=generated) if rule is rules.missing_bind_sources else rule(cfg)
+    assert any(expected in line for line in found), found
+
+
+def test_inventory_rule_catches_unknown_service_and_port(
+    local_config: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "node.yml").write_text(
+        "- targets: [nosuch:9100, prometheus:9999]\n  labels: {service: node, env: compose}\n"
+        "- targets: ['http://api:8000/health/ready']\n"
+        "  labels: {service: api, env: compose, blackbox: blackbox-exporter:1234}\n"
+    )
+    found = rules.inventory_mismatches(local_config, tmp_path)
+    assert found == [
+        "node.yml: nosuch:9100 does not name a compose service",
+        "node.yml: prometheus:9999: prometheus does not listen on port 9999",
+        "node.yml: blackbox-exporter:1234: blackbox-exporter does not listen on port 1234",
+    ]
+
+
+def test_datasource_rule_catches_localhost(local_config: dict[str, Any], tmp_path: Path) -> None:
+    ds = tmp_path / "datasources.yml"
+    ds.write_text(
+        "apiVersion: 1\ndatasources:\n"
+        "  - {name: Prometheus, type: prometheus, url: 'http://localhost:9090'}\n"
+        "  - {name: Jaeger, type: jaeger, url: 'http://jaeger:16686'}\n"
+        "  - {name: Elasticsearch, type: elasticsearch, url: '${ELASTICSEARCH_URL}'}\n"
+        "  - {name: Loki, type: loki, url: '${LOKI_URL}'}\n"
+    )
+    found = rules.datasource_mismatches(local_config, [ds])
+    assert found == [
+        "datasources.yml (Prometheus): http://localhost:9090 does not name a compose service",
+        "datasources.yml (Loki): ${LOKI_URL}: LOKI_URL not set for grafana in compose",
+    ]
+
+
+def test_secret_rule_catches_values_and_shapes() -> None:
+    hashed = "$2b$10$" + "a" * 22 + "b" * 31
+    files = {
+        "grafana/provisioning/datasources/es.yml": (
+            "secureJsonData:\n  basicAuthPassword: s3cr3tValue99\n"
+        ),
+        "docs/notes.md": "the key is Zq8-random-value-Zq8 here",
+        "prometheus/web-config.yml": f"basic_auth_users:\n  admin: {hashed}\n",
+        "ok.yml": "password_file: /run/secrets/x\nbasicAuthPassword: $__file{/run/secrets/y}\n",
+    }
+    found = rules.secret_values(files, known_values=["Zq8-random-value-Zq8"])
+    assert any(
+        f.startswith("grafana/provisioning/datasources/es.yml: literal secret") for f in found
+    )
+    assert "docs/notes.md: contains the value of a file in secrets/" in found
+    assert "prometheus/web-config.yml: contains a bcrypt hash" in found
+    assert not any(f.startswith("ok.yml") for f in found), found
+
+
+def test_env_example_rule_catches_drift() -> None:
+    compose = "image: ${PROMETHEUS_IMAGE:-prom/prometheus:v3.13.0}\n"
+    assert rules.env_example_mismatches(compose, "PROMETHEUS_IMAGE=prom/prometheus:v3.13.0\n") == []
+    assert rules.env_example_mismatches(compose, "PROMETHEUS_IMAGE=prom/prometheus:v3.12.0\n") == [
+        "PROMETHEUS_IMAGE: compose.yaml pins prom/prometheus:v3.13.0, .env.example has "
+        "prom/prometheus:v3.12.0"
+    ]
+
+
+def test_dockerfile_base_image_rule(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM python:3.11.14-slim AS build\nFROM build\nFROM python:latest\n"
+    )
+    found = rules.unpinned_base_images({"context": str(tmp_path)}, project_dir=tmp_path)
+    assert found == ["base image python:latest in Dockerfile is not pinned"]

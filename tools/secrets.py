@@ -1,0 +1,169 @@
+"""Create the stack's secret files in secrets/ (git-ignored) on first run.
+
+    python -m tools.secrets [--root DIR]
+
+Every secret is a random value written once: an existing file is never
+overwritten, so a password you put there yourself is kept. Values are never
+printed; the README says how to read one (e.g. `cat secrets/grafana_admin_password`).
+
+Layout (what compose.yaml and compose.staging.yaml mount):
+  grafana_admin_password, elasticsearch_password, postgres_password,
+  rabbitmq_password, basic_auth_password        random passwords, one per file
+  database_url, rabbitmq_url                    the demo workload's DSNs (with those passwords)
+  rabbitmq/20-credentials.conf                  RabbitMQ default user (no *_FILE support)
+  alertmanager/                                 receiver secrets, from alertmanager/secrets.example/
+  prometheus-web-config.yml, alertmanager-web-config.yml
+                                                staging basic auth (bcrypt of basic_auth_password)
+
+Permissions: secrets/ is 0700, so no other host user can read inside it; the files
+are 0644 because the containers read them as their own unprivileged users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets as random_source
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import bcrypt
+
+REPO = Path(__file__).resolve().parent.parent
+PASSWORDS = (
+    "grafana_admin_password",
+    "elasticsearch_password",
+    "postgres_password",
+    "rabbitmq_password",
+    "basic_auth_password",
+)
+BASIC_AUTH_USER = "admin"
+RABBITMQ_USER = "apollonia"
+# Placeholder in the tracked web-config templates, replaced by the bcrypt hash.
+HASH_PLACEHOLDER = "BCRYPT_HASH_FROM_MAKE_SECRETS"
+WEB_CONFIG_TEMPLATES = {
+    "prometheus-web-config.yml": Path("prometheus/web-config.staging.yml"),
+    "alertmanager-web-config.yml": Path("alertmanager/web-config.staging.yml"),
+}
+# Cost 10: a login costs ~50 ms; the web toolkit caches successful checks.
+BCRYPT_ROUNDS = 10
+
+
+class SecretsError(Exception):
+    """A problem the user can fix; reported as one line."""
+
+
+def random_password() -> str:
+    # URL-safe, so it can sit in a URL's userinfo (healthchecks) without escaping.
+    return random_source.token_urlsafe(24)
+
+
+def bcrypt_hash(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
+
+
+def _write_new(path: Path, content: str, created: list[str], root: Path) -> None:
+    """Write content to path only if it does not exist yet (O_EXCL: no race, no overwrite)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as fh:
+        fh.write(content)
+    os.chmod(path, 0o644)
+    created.append(str(path.relative_to(root)))
+
+
+def _read(path: Path) -> str:
+    value = path.read_text().strip()
+    if not value:
+        raise SecretsError(f"{path}: file is empty; delete it to get a new random value")
+    return value
+
+
+def ensure(root: Path, repo: Path | None = None) -> list[str]:
+    """Create whatever is missing under root/secrets; return the relative paths created.
+
+    Templates (web configs, alertmanager/secrets.example/) are read from repo (default: root).
+    """
+    repo = root if repo is None else repo
+    out = root / "secrets"
+    if out.exists() and not out.is_dir():
+        raise SecretsError(f"{out}: exists but is not a directory")
+    out.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(out, 0o700)
+    created: list[str] = []
+
+    for name in PASSWORDS:
+        # No trailing newline: not every consumer trims password files.
+        _write_new(out / name, random_password(), created, root)
+
+    derived: dict[str, Callable[[], str]] = {
+        # The workload's DSNs (read through DATABASE_URL_FILE / RABBITMQ_URL_FILE).
+        "database_url": lambda: (
+            f"postgresql://apollonia:{_read(out / 'postgres_password')}@postgres:5432/apollonia"
+        ),
+        "rabbitmq_url": lambda: (
+            f"amqp://{RABBITMQ_USER}:{_read(out / 'rabbitmq_password')}@rabbitmq:5672/"
+        ),
+        "rabbitmq/20-credentials.conf": lambda: (
+            "# RabbitMQ default user for the demo (made by make secrets).\n"
+            f"default_user = {RABBITMQ_USER}\n"
+            f"default_pass = {_read(out / 'rabbitmq_password')}\n"
+        ),
+    }
+    for rel, render in derived.items():
+        if not (out / rel).exists():
+            _write_new(out / rel, render(), created, root)
+
+    for name, template_rel in WEB_CONFIG_TEMPLATES.items():
+        template = repo / template_rel
+        if (out / name).exists() or not template.is_file():
+            continue
+        text = template.read_text()
+        if HASH_PLACEHOLDER not in text:
+            raise SecretsError(f"{template}: placeholder {HASH_PLACEHOLDER} not found")
+        digest = bcrypt_hash(_read(out / "basic_auth_password"))
+        _write_new(out / name, text.replace(HASH_PLACEHOLDER, digest), created, root)
+
+    example = repo / "alertmanager" / "secrets.example"
+    if example.is_dir():
+        target = out / "alertmanager"
+        target.mkdir(mode=0o755, exist_ok=True)
+        for src in sorted(p for p in example.rglob("*") if p.is_file()):
+            dst = target / src.relative_to(example)
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+                os.chmod(dst, 0o644)
+                created.append(str(dst.relative_to(root)))
+    return created
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.secrets", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--root", type=Path, default=REPO, help="bundle directory (default: this repo)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        created = ensure(args.root.resolve())
+    except (SecretsError, OSError) as exc:
+        print(f"secrets: {exc}", file=sys.stderr)
+        return 1
+    if created:
+        print("secrets: created (random, git-ignored; values not shown):")
+        for rel in created:
+            print(f"  {rel}")
+    else:
+        print("secrets: all present, nothing changed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
