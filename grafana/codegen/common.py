@@ -36,6 +36,7 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import prometheus as pm
 
 # Fixed data source uids, provisioned in grafana/provisioning/datasources/datasources.yml.
 PROMETHEUS_UID = "prometheus"
@@ -64,6 +65,8 @@ class Q:
     # Per-query "Min step": Grafana then derives $__rate_interval from it instead of the
     # data source's 15s, so rates of a job scraped every 30s still span 4 samples.
     min_step: str = ""
+    # Table panels ask for the table format: one row per series, labels as columns.
+    table: bool = False
 
 
 def _prom_target(q: Q, ds: dm.DataSourceRef) -> prometheus.Dataquery:
@@ -75,6 +78,8 @@ def _prom_target(q: Q, ds: dm.DataSourceRef) -> prometheus.Dataquery:
         target = target.exemplar(True)
     if q.min_step:
         target = target.interval(q.min_step)
+    if q.table:
+        target = target.format(pm.PromQueryFormat.TABLE)
     return target
 
 
@@ -198,20 +203,21 @@ def pie_panel(title: str, description: str, unit: str, queries: Sequence[Q], *,
 def table_panel(title: str, description: str, unit: str, queries: Sequence[Q], *,
                 ds: dm.DataSourceRef = PROM, span: int = 12, height: int = 8,
                 mappings: dict[str, tuple[str, str]] | None = None) -> table.Panel:
-    """Table of instant query results, one row per series (labels as columns)."""
-    panel = _common(table.Panel(), title, description, unit, ds, queries, span, height)
+    """Table of instant query results: one row per series, labels as columns; `mappings`
+    apply to the Value column only."""
+    rows = [Q(q.expr, q.legend, instant=True, min_step=q.min_step, table=True)
+            for q in queries]
+    panel = _common(table.Panel(), title, description, unit, ds, rows, span, height)
     panel = panel.with_transformation(
-        dm.DataTransformerConfig(id_val="labelsToFields", options={"mode": "columns"})
-    ).with_transformation(
-        dm.DataTransformerConfig(id_val="merge", options={})
-    ).with_transformation(
         dm.DataTransformerConfig(
             id_val="organize",
             options={"excludeByName": {"Time": True, "__name__": True}},
         )
     )
     if mappings:
-        panel = panel.mappings([_value_map(mappings)])
+        panel = panel.override_by_name(
+            "Value", [dm.DynamicConfigValue(id_val="mappings", value=[_value_map(mappings)])]
+        )
     return panel
 
 
@@ -307,15 +313,16 @@ def env_var(ds: dm.DataSourceRef = PROM) -> db.QueryVariable:
 
 
 def new_dashboard(uid: str, title: str, description: str, tags: Sequence[str],
-                  variables: Sequence[Builder[dm.VariableModel]]) -> db.Dashboard:
-    """Dashboard skeleton with the bundle's defaults (read-only, 1h, 30s refresh)."""
+                  variables: Sequence[Builder[dm.VariableModel]],
+                  time_from: str = "now-1h") -> db.Dashboard:
+    """Dashboard skeleton with the bundle's defaults (read-only, last hour, 30s refresh)."""
     dash = (
         db.Dashboard(title)
         .uid(uid)
         .description(description)
         .tags([BUNDLE_TAG, *tags])
         .readonly()
-        .time("now-1h", "now")
+        .time(time_from, "now")
         .refresh("30s")
         .timezone("browser")
         .tooltip(dm.DashboardCursorSync.CROSSHAIR)

@@ -199,7 +199,8 @@ def stack_health() -> db.Dashboard:
             thresholds=((None, "red"), (1, "green"))))
         .with_panel(table_panel(
             "Scrape targets",
-            "Every target of the selected jobs with its state (up) and last scrape time.",
+            "Every target of the selected jobs, its labels and its state (UP when the last "
+            "scrape worked).",
             "none",
             [Q(f"up{{{T}}}", instant=True)],
             span=16, mappings=UP_MAPPING))

@@ -64,6 +64,9 @@ def slo() -> db.Dashboard:
                 "served under 0.5 s.",
             ),
         ],
+        # Budgets move slowly: a day shows the trend, the alert windows up to 3d still
+        # come from the recording rules whatever the range.
+        time_from="now-24h",
     )
     dash = (
         dash.with_row(db.Row("Objective and budget"))
