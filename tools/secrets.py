@@ -90,6 +90,8 @@ def ensure(root: Path, repo: Path | None = None) -> list[str]:
     Templates (web configs, alertmanager/secrets.example/) are read from repo (default: root).
     """
     repo = root if repo is None else repo
+    if not root.is_dir():
+        raise SecretsError(f"{root}: no such directory")
     out = root / "secrets"
     if out.exists() and not out.is_dir():
         raise SecretsError(f"{out}: exists but is not a directory")
