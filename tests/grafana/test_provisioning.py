@@ -64,7 +64,8 @@ def raw() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def expanded(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    doc = expand(raw, COMPOSE_ENV, {"/run/secrets/elasticsearch_password": "s3cret"})
+    doc = expand(raw, COMPOSE_ENV, {"/run/secrets/elasticsearch_password": "s3cret",
+                                    "/run/secrets/basic_auth_password": "b4sic"})
     return {d["uid"]: d for d in doc["datasources"]}
 
 
@@ -86,13 +87,23 @@ def test_every_env_variable_is_documented_and_urls_resolve(
         assert re.fullmatch(r"http://[a-z-]+:\d+", ds["url"]), ds["url"]
 
 
-def test_secret_comes_from_a_file(raw: dict[str, Any],
-                                  expanded: dict[str, dict[str, Any]]) -> None:
-    es = next(d for d in raw["datasources"] if d["uid"] == "elasticsearch")
-    assert es["secureJsonData"] == {
-        "basicAuthPassword": "$__file{/run/secrets/elasticsearch_password}"}
+def test_passwords_come_from_secret_files(raw: dict[str, Any],
+                                          expanded: dict[str, dict[str, Any]]) -> None:
+    """Elasticsearch with its own password; Prometheus and Alertmanager with the basic-auth
+    password a staging host enforces (web config user admin)."""
+    files = {"elasticsearch": "/run/secrets/elasticsearch_password",
+             "prometheus": "/run/secrets/basic_auth_password",
+             "alertmanager": "/run/secrets/basic_auth_password"}
+    by_uid = {d["uid"]: d for d in raw["datasources"]}
+    for uid, path in files.items():
+        assert by_uid[uid]["basicAuth"] is True
+        assert by_uid[uid]["secureJsonData"] == {"basicAuthPassword": f"$__file{{{path}}}"}
     assert expanded["elasticsearch"]["secureJsonData"]["basicAuthPassword"] == "s3cret"
+    assert expanded["prometheus"]["secureJsonData"]["basicAuthPassword"] == "b4sic"
     assert expanded["elasticsearch"]["basicAuthUser"] == "elastic"
+    for uid in ("prometheus", "alertmanager"):
+        web_config = yaml.safe_load((ROOT / uid / "web-config.staging.yml").read_text())
+        assert {expanded[uid]["basicAuthUser"]} == set(web_config["basic_auth_users"])
     text = DATASOURCES.read_text().lower()
     assert "password:" not in text.replace("basicauthpassword:", "")
 
