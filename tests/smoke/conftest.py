@@ -1,0 +1,165 @@
+"""Smoke checks that need the compose stack on a Docker host (`make smoke`).
+
+They run only with --backend=compose and a reachable Docker engine; otherwise every test here
+is skipped with the reason. With both, a stack that is not up is a failure, not a skip.
+
+On failure the report gets `docker compose logs --tail 100 <service>` of every service the
+test watched (`compose.watch("fluent-bit", ...)`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = ROOT / "secrets"
+LOG_TAIL = 100
+
+ES_URL = "http://127.0.0.1:9200"
+JAEGER_URL = "http://127.0.0.1:16686"
+GRAFANA_URL = "http://127.0.0.1:3000"
+API_URL = "http://127.0.0.1:8000"
+
+
+def compose_command() -> list[str] | None:
+    """`docker compose` (plugin) if the CLI has it, else a standalone docker-compose."""
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=20)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    standalone = shutil.which("docker-compose") or ROOT / ".tools" / "bin" / "docker-compose"
+    return [str(standalone)] if Path(standalone).exists() else None
+
+
+def docker_engine_reachable() -> bool:
+    docker = shutil.which("docker")
+    if not docker:
+        return False
+    try:
+        info = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=15
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return info.returncode == 0
+
+
+class ComposeStack:
+    """Thin wrapper over the compose CLI for the project in the repository root."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
+        self.watched: list[str] = []
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.command, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        )
+
+    def watch(self, *services: str) -> None:
+        self.watched.extend(s for s in services if s not in self.watched)
+
+    def containers(self) -> list[dict[str, Any]]:
+        """`compose ps --all` as dicts (Service, State, Health, ExitCode, ...)."""
+        out = self.run("ps", "--all", "--format", "json").stdout.strip()
+        if not out:
+            return []
+        if out.startswith("["):  # older compose: one JSON array
+            return json.loads(out)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def logs(self, service: str, tail: int = LOG_TAIL) -> str:
+        proc = self.run("logs", "--no-color", "--tail", str(tail), service, timeout=60)
+        return proc.stdout + proc.stderr
+
+    def wait_healthy(self, service: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            state = next((c for c in self.containers() if c["Service"] == service), {})
+            if state.get("State") == "running" and state.get("Health") in ("healthy", ""):
+                return
+            time.sleep(3)
+        pytest.fail(f"{service} not healthy after {timeout:.0f}s: {state}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def compose_session(backend: str) -> ComposeStack:
+    if not docker_engine_reachable():
+        pytest.skip("no Docker engine reachable")
+    if backend != "compose":
+        pytest.skip("compose smoke checks run with --backend=compose (make smoke)")
+    command = compose_command()
+    if command is None:
+        pytest.skip("no docker compose CLI found")
+    stack = ComposeStack(command)
+    if not any(c.get("State") == "running" for c in stack.containers()):
+        pytest.fail("the compose stack is not running: start it with `make up`", pytrace=False)
+    return stack
+
+
+@pytest.fixture
+def compose(compose_session: ComposeStack) -> Iterator[ComposeStack]:
+    compose_session.watched = []
+    yield compose_session
+
+
+def secret(name: str) -> str:
+    path = SECRETS / name
+    if not path.is_file():
+        pytest.fail(f"{path} missing: run `make secrets` (and `make up`)", pytrace=False)
+    return path.read_text(encoding="utf-8").strip()
+
+
+@pytest.fixture
+def es(compose: ComposeStack) -> Iterator[httpx.Client]:
+    auth = ("elastic", secret("elasticsearch_password"))
+    with httpx.Client(base_url=ES_URL, auth=auth, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture
+def grafana(compose: ComposeStack) -> Iterator[httpx.Client]:
+    auth = ("admin", secret("grafana_admin_password"))
+    with httpx.Client(base_url=GRAFANA_URL, auth=auth, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture
+def jaeger(compose: ComposeStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=JAEGER_URL, timeout=15) as client:
+        yield client
+
+
+@pytest.fixture
+def api(compose: ComposeStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=API_URL, timeout=15) as client:
+        yield client
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    stack = getattr(item, "funcargs", {}).get("compose")
+    if not isinstance(stack, ComposeStack):
+        return
+    for service in stack.watched:
+        cmd = " ".join([*stack.command, "logs", "--tail", str(LOG_TAIL), service])
+        try:
+            text = stack.logs(service)
+        except (OSError, subprocess.SubprocessError) as exc:
+            text = f"(could not read logs: {exc})"
+        report.sections.append((f"$ {cmd}", text))
