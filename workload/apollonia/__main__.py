@@ -149,6 +149,10 @@ def run_all(args: argparse.Namespace) -> int:
     return code
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def probe_url(url: str) -> int:
     """A healthcheck without curl in the image: 0 when the URL answers 2xx."""
     import httpx
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
 
             setup_logging("loadgen", args.log_level)
             generator = LoadGenerator(args.api_url, rate=args.rate, upload_rate=args.upload_rate)
+            signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl+C: log the summary
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(generator.run(args.duration))
         elif args.command == "probe":

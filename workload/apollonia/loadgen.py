@@ -77,6 +77,9 @@ class LoadGenerator:
         async with httpx.AsyncClient(base_url=self.api_url, timeout=10.0, transport=self.transport,
                                      follow_redirects=False) as client:
             self._client = client
+            log.info("load generator started", extra={
+                "api_url": self.api_url, "rate": self.rate, "upload_rate": self.upload_rate})
+            await self._read_faults()  # honour upload_rate=0 before the first upload
             loops = [
                 asyncio.create_task(self._ticker(lambda: self.effective_upload_rate, self._upload)),
                 asyncio.create_task(self._ticker(lambda: self.rate, self._read)),
@@ -94,6 +97,7 @@ class LoadGenerator:
                 await asyncio.gather(*loops, return_exceptions=True)
                 if self._tasks:
                     await asyncio.gather(*self._tasks, return_exceptions=True)
+                log.info("load generator stopped", extra={"counts": dict(self.stats)})
         return self.stats
 
     async def _ticker(self, rate_fn, action) -> None:  # type: ignore[no-untyped-def]
@@ -163,18 +167,21 @@ class LoadGenerator:
             response = await self._client.get("/health/ready", headers=self._headers())
         self._count(kind, response)
 
+    async def _read_faults(self) -> None:
+        try:
+            response = await self._client.get("/admin/faults")
+            if response.status_code == 200:
+                value = response.json().get("upload_rate")
+                if value != self._override:
+                    log.info("upload rate override changed", extra={"upload_rate": value})
+                self._override = value
+        except (httpx.HTTPError, ValueError):
+            pass  # api not up yet: keep the current rate
+
     async def _poll_faults(self) -> None:
         while True:
-            try:
-                response = await self._client.get("/admin/faults")
-                if response.status_code == 200:
-                    value = response.json().get("upload_rate")
-                    if value != self._override:
-                        log.info("upload rate override changed", extra={"upload_rate": value})
-                    self._override = value
-            except (httpx.HTTPError, ValueError):
-                pass
             await asyncio.sleep(POLL_FAULTS_S)
+            await self._read_faults()
 
     async def _report(self) -> None:
         while True:
