@@ -204,6 +204,13 @@ def stack_health() -> db.Dashboard:
             "none",
             [Q(f"up{{{T}}}", instant=True)],
             span=16, mappings=UP_MAPPING))
+        .with_panel(table_panel(
+            "Firing alerts",
+            "Alerts firing now, with their labels (the ALERTS series of Prometheus). "
+            "Watchdog always fires: if it is missing, alerting itself is broken.",
+            "none",
+            [Q('ALERTS{alertstate="firing"}')],
+            span=24, height=6))
         .with_panel(ts(
             "Scrape duration",
             "Time each scrape takes; close to scrape_timeout (10s) means targets at risk.",
@@ -342,7 +349,26 @@ def stack_health() -> db.Dashboard:
                 Q(f"sum by (exporter) (rate(otelcol_exporter_send_failed_spans_total{{{T}}}"
                   f"[$__rate_interval]))", "failed {{exporter}}"),
             ]))
-        .with_row(db.Row("Probes"))
+        .with_row(db.Row("Exporters and probes"))
+        .with_panel(stat_panel(
+            "Exporter backends reachable",
+            "Whether each exporter can reach the service it translates (an exporter can "
+            "answer scrapes while its database is down): 1 = reachable.",
+            "short",
+            [
+                Q(f"min(pg_up{{{T}}})", "postgres"),
+                Q(f"min(redis_up{{{T}}})", "redis"),
+                Q(f"min(elasticsearch_cluster_health_up{{{T}}})", "elasticsearch"),
+            ],
+            span=12, thresholds=((None, "red"), (1, "green")),
+            mappings={"0": ("DOWN", "red"), "1": ("UP", "green")}))
+        .with_panel(stat_panel(
+            "Node collectors failing",
+            "node-exporter collectors whose last run failed (node_scrape_collector_success "
+            "== 0): their metrics are missing from the host panels.",
+            "short",
+            [Q(f"count(node_scrape_collector_success{{{T}}} == 0) or vector(0)")],
+            span=12, thresholds=((None, "green"), (1, "orange"))))
         .with_panel(ts(
             "Probe duration",
             "How long each blackbox readiness probe takes, per probed URL.",

@@ -27,6 +27,7 @@ NATIVE_COMPONENTS = frozenset({
 })
 
 PROMETHEUS_SYNTHETIC = frozenset({
+    "ALERTS",  # alerting rules (Watchdog always fires)
     "up", "scrape_duration_seconds", "scrape_samples_scraped",
     "scrape_samples_post_metric_relabeling", "scrape_series_added",
 })
@@ -38,6 +39,7 @@ EXPORTER_METRICS: dict[str, frozenset[str]] = {
         "node_filesystem_avail_bytes", "node_filesystem_size_bytes",
         "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
         "node_disk_read_bytes_total", "node_disk_written_bytes_total", "node_uname_info",
+        "node_scrape_collector_success",
     }),
     "blackbox-exporter": frozenset({
         "probe_success", "probe_duration_seconds", "probe_http_status_code",
@@ -74,8 +76,11 @@ EXPORTER_METRICS: dict[str, frozenset[str]] = {
     "elasticsearch-exporter": frozenset({
         "elasticsearch_cluster_health_status", "elasticsearch_indices_indexing_index_total",
         "elasticsearch_jvm_memory_used_bytes", "elasticsearch_jvm_memory_max_bytes",
-        "elasticsearch_filesystem_data_available_bytes",
+        "elasticsearch_filesystem_data_available_bytes", "elasticsearch_cluster_health_up",
     }),
+    # prometheus-community/postgres_exporter and oliver006/redis_exporter.
+    "postgres-exporter": frozenset({"pg_up"}),
+    "redis-exporter": frozenset({"redis_up"}),
     # Jaeger v2 = OpenTelemetry Collector: internal telemetry on :8888.
     "jaeger": frozenset({
         "otelcol_receiver_accepted_spans_total", "otelcol_receiver_refused_spans_total",
