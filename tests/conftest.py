@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,7 +89,7 @@ class Probe:
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
-        self.seen: deque[tuple[str, str]] = deque(maxlen=6)
+        self.seen: dict[str, str] = {}  # last answer per request, in order of last use
         self.processes: list[str] = []
         self.client = httpx.Client(timeout=10)
 
@@ -100,12 +99,16 @@ class Probe:
 
     def note(self, what: str, value: Any) -> None:
         text = value if isinstance(value, str) else json.dumps(value, indent=1, default=str)
-        self.seen.append((what, text[:3000]))
+        self.seen.pop(what, None)
+        self.seen[what] = text[:3000]
+        while len(self.seen) > 6:
+            self.seen.pop(next(iter(self.seen)))
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         resp = self.client.request(method, url, **kwargs)
         body = resp.text
-        self.note(f"{method} {url} -> {resp.status_code}", body)
+        query = f"?{resp.request.url.query.decode()}" if resp.request.url.query else ""
+        self.note(f"{method} {url}{query}", f"HTTP {resp.status_code}\n{body}")
         return resp
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
@@ -120,18 +123,19 @@ class Probe:
 
     def report(self) -> str:
         parts = []
-        for what, text in self.seen:
+        for what, text in self.seen.items():
             parts.append(f"--- API state checked: {what}\n{text}")
         for name in self.processes:
             parts.append(f"--- tail of {name} log\n{log_tail(self.backend, name)}")
         return "\n".join(parts)
 
 
-def log_tail(backend: str, name: str, lines: int = 25) -> str:
+def log_tail(backend: str, name: str, lines: int = 20) -> str:
     if backend == "native":
         from native import stack as native
 
-        return native.log_tail(name, lines)
+        # JSON log lines are long: keep the start of each, where time/level/message are
+        return "\n".join(line[:300] for line in native.log_tail(name, lines).splitlines())
     compose = shutil.which("docker") and ["docker", "compose"]
     if not compose:
         return "(no docker client to read compose logs)"

@@ -51,6 +51,7 @@ NATIVE_ABSENT_PREFIXES: tuple[str, ...] = (
     "otelcol_",  # Jaeger v2 (OpenTelemetry Collector) internal telemetry
     "jaeger_",
     "fluentbit_",
+    "apollonia_log_",  # log lines counted by Fluent Bit's prometheus_exporter output
     "elasticsearch_",
     "es_",
 )

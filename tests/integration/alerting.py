@@ -118,7 +118,8 @@ class Route:
     repeat_interval: float
 
 
-def am_config(path: Path = ROOT / "alertmanager/alertmanager.yml") -> dict[str, Any]:
+def am_config(path: Path = ROOT / ".run/alertmanager/alertmanager.yml") -> dict[str, Any]:
+    """The config the native Alertmanager runs (a link to alertmanager/alertmanager.yml)."""
     return yaml.safe_load(path.read_text())
 
 

@@ -5,15 +5,16 @@ rules and routes are the bundle's own files with their real `for`, intervals and
 
 To stay within ~5 minutes the slow waits run concurrently. Tests run in file order:
 
-  1. quick checks on the healthy stack: targets up, Prometheus restart keeps samples, every rule
-     evaluates, no dangling metric names;
+  1. quick checks on the healthy stack: targets up, Prometheus restart keeps samples;
   2. the `scenario` fixture then starts every slow path at once:
        - stop the api                         -> ServiceDown (for 1m) at the critical receiver
        - 100% errors on the analyzer + traffic -> HighErrorRate (critical, for 2m)
        - synthetic alerts + a silence          -> routing, grouping, inhibition, silence
        - a broken rule file + reload           -> rejected, old rules keep evaluating,
                                                   PrometheusConfigReloadFailed pending
-     and the remaining tests wait for their outcome in the order it is due.
+     and the remaining tests (including every rule evaluating and no dangling metric names,
+     which poll until the analyzer's slow scrapes fed the recording rules) wait for their
+     outcome in the order it is due.
 Everything is undone at the end (faults cleared, api started, config restored).
 """
 
@@ -184,40 +185,6 @@ def test_prometheus_restart_keeps_samples(urls, probe) -> None:
     assert after == before, f"{before} samples before restart, {after} after, at the same instant"
     # And new samples keep arriving after the restart.
     wait_for(lambda: samples_at(time.time()) > before, 2 * scrape + MARGIN, what="new samples")
-
-
-def test_every_rule_expression_evaluates(urls, probe) -> None:
-    probe.watch("prometheus")
-
-    def evaluated() -> list[dict]:
-        groups = probe.get_json(f"{urls.prometheus}/api/v1/rules")["data"]["groups"]
-        rules = [r for g in groups for r in g["rules"]]
-        return rules if rules and all(r["health"] != "unknown" for r in rules) else []
-
-    rules = wait_for(evaluated, 2 * EVAL + MARGIN, what="every rule evaluated once")
-    repo_rules = {r.name for r in alert_rules()}
-    loaded = {r["name"] for r in rules}
-    assert repo_rules <= loaded, f"alert rules not loaded: {sorted(repo_rules - loaded)}"
-    bad = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
-    assert not bad, f"rules failing to evaluate: {bad}"
-    # Each expression also runs as an ad-hoc query (catches type errors hidden by `or`).
-    failed = {}
-    for r in rules:
-        resp = probe.request("GET", f"{urls.prometheus}/api/v1/query", params={"query": r["query"]})
-        if resp.status_code != 200 or resp.json().get("status") != "success":
-            failed[r["name"]] = resp.text[:200]
-    assert not failed, f"rule expressions rejected by the query API: {failed}"
-
-
-def test_no_dangling_metric_names(urls, probe) -> None:
-    """Every metric a rule, dashboard panel or diagnosis query names has series natively
-    (exporters that need a Docker host are excluded by name prefix)."""
-    queries = repo_queries()
-    assert queries, "no queries found in rules/dashboards/diagnosis"
-    present = live_metric_names(urls.prometheus)
-    probe.note("live metric names", sorted(present))
-    problems = dangling(queries, present, ignore_prefixes=NATIVE_ABSENT_PREFIXES)
-    assert not problems, format_dangling(problems)
 
 
 # --- 2. the concurrent scenario -------------------------------------------------------------------
@@ -409,6 +376,52 @@ def _promtool_proves_firing(rule: Any, tmp_path: Path) -> None:
 def _series_text(name: str, labels: dict[str, str]) -> str:
     inner = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     return f"{name}{{{inner}}}"
+
+
+def test_every_rule_expression_evaluates(urls, probe, scenario: Scenario) -> None:
+    """Runs while the broken rule file is rejected: the loaded (repo) rules must all be ok."""
+    probe.watch("prometheus")
+
+    def evaluated() -> list[dict]:
+        groups = probe.get_json(f"{urls.prometheus}/api/v1/rules")["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        return rules if rules and all(r["health"] != "unknown" for r in rules) else []
+
+    rules = wait_for(evaluated, 2 * EVAL + MARGIN, what="every rule evaluated once")
+    repo_rules = {r.name for r in alert_rules()}
+    loaded = {r["name"] for r in rules}
+    assert repo_rules <= loaded, f"alert rules not loaded: {sorted(repo_rules - loaded)}"
+    bad = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
+    assert not bad, f"rules failing to evaluate: {bad}"
+    # Each expression also runs as an ad-hoc query (catches type errors hidden by `or`).
+    failed = {}
+    for r in rules:
+        resp = probe.request("GET", f"{urls.prometheus}/api/v1/query", params={"query": r["query"]})
+        if resp.status_code != 200 or resp.json().get("status") != "success":
+            failed[r["name"]] = resp.text[:200]
+    assert not failed, f"rule expressions rejected by the query API: {failed}"
+
+
+def test_no_dangling_metric_names(urls, probe, scenario: Scenario) -> None:
+    """Every metric a rule, dashboard panel or diagnosis query names has series natively
+    (exporters that need a Docker host are excluded by name prefix). On a fresh stack the
+    recording rules over the analyzer (30s scrapes) need two scrapes and an evaluation before
+    their output exists, so this polls for that long."""
+    queries = repo_queries()
+    assert queries, "no queries found in rules/dashboards/diagnosis"
+    problems: dict[str, list[str]] = {}
+
+    def clean() -> bool:
+        nonlocal problems
+        problems = dangling(queries, live_metric_names(urls.prometheus),
+                            ignore_prefixes=NATIVE_ABSENT_PREFIXES)
+        return not problems
+
+    deadline = scenario.started + 2 * scrape_interval("apollonia-analyzer") + 2 * EVAL + MARGIN
+    with contextlib.suppress(AssertionError):
+        wait_for(clean, max(1.0, deadline - time.time()), interval=3, what="no dangling names")
+    assert not problems, format_dangling(problems)
+
 
 
 def test_watchdog_reaches_heartbeat_receiver(urls, probe, scenario: Scenario) -> None:
