@@ -1,10 +1,11 @@
 """Which dashboard panels return data on a running Prometheus, and which need components
 the native run does not start.
 
-    .venv/bin/python -m tests.grafana.native_panels [--prometheus URL] [--wait SECONDS]
+    .venv/bin/python -m tests.grafana.live_panels [--prometheus URL] [--wait SECONDS]
+                                                    [--env native|compose|staging]
 
 prints one line per panel (ok / NO DATA / needs <component>) and a summary. The native
-suite (test_panels_native.py) runs the same check against the native stack.
+suite (test_panels_live.py) runs the same check against the native stack.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def rate_interval(min_step: str) -> int:
     return 4 * step
 
 
-def concrete(target: Target) -> list[str]:
+def concrete(target: Target, env: str = "native") -> list[str]:
     """The panel's PromQL with its template variables replaced (one per value of EACH_VALUE
     variables it uses)."""
     expr = target.expr.replace("$__rate_interval", f"{rate_interval(target.min_step)}s")
@@ -51,8 +52,10 @@ def concrete(target: Target) -> list[str]:
 
     def value(m: re.Match[str]) -> str:
         name = m.group(1) or m.group(2)
+        if name == "env":
+            return env
         if name not in VARIABLE_VALUES:
-            raise KeyError(f"{target.where}: no native value for variable ${name}")
+            raise KeyError(f"{target.where}: no value for variable ${name}")
         return VARIABLE_VALUES[name]
 
     return [re.sub(r"\$\{(\w+)\}|\$(\w+)", value, v) for v in variants]
@@ -70,8 +73,11 @@ class PanelCheck:
         return bool(self.queries)
 
 
-def plan() -> dict[str, PanelCheck]:
-    """Panel -> what to check; Prometheus panels only (logs panels need Elasticsearch)."""
+def plan(env: str = "native") -> dict[str, PanelCheck]:
+    """Panel -> what to check; Prometheus panels only (logs panels need Elasticsearch).
+
+    env="native": only queries whose metrics all come from components the native run
+    starts; any other env (compose): every Prometheus query."""
     panels: dict[str, PanelCheck] = {}
     for t in all_targets():
         check = panels.setdefault(t.where, PanelCheck(t.where))
@@ -79,18 +85,19 @@ def plan() -> dict[str, PanelCheck]:
             check.needs |= {"elasticsearch", "fluent-bit"}
             continue
         missing = components.needs_outside_native(metric_names(t.expr))
-        if missing:
+        if missing and env == "native":
             check.needs |= missing
         else:
-            for q in concrete(t):
+            for q in concrete(t, env):
                 check.queries.append(q)
                 check.empty.add(q)
     return panels
 
 
-def run(prometheus: str, wait: float, poll: float = 5.0) -> dict[str, PanelCheck]:
-    """Query every native-only panel query until it returns data or `wait` runs out."""
-    panels = plan()
+def run(prometheus: str, wait: float, poll: float = 5.0,
+        env: str = "native") -> dict[str, PanelCheck]:
+    """Query every planned panel query until it returns data or `wait` runs out."""
+    panels = plan(env)
     deadline = time.monotonic() + wait
     with httpx.Client(timeout=10) as client:
         while True:
@@ -117,9 +124,9 @@ def summary(panels: dict[str, PanelCheck]) -> tuple[str, list[str]]:
             lines.append(f"needs    {where}: {', '.join(sorted(c.needs))}")
     checked = [c for c in panels.values() if c.checked]
     with_data = [c for c in checked if not c.empty]
-    head = (f"{len(panels)} panels with queries; {len(checked)} checked on the native run, "
-            f"{len(with_data)} with data; {len(panels) - len(checked)} need components the "
-            f"native run does not start")
+    head = (f"{len(panels)} panels with queries; {len(checked)} checked, "
+            f"{len(with_data)} with data; {len(panels) - len(checked)} not checked (need "
+            f"components this run does not start, or Elasticsearch)")
     return head, lines
 
 
@@ -127,11 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
+    parser.add_argument("--env", default="native",
+                        help="env label of the run (native: skip components it lacks)")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="keep polling empty queries this many seconds")
     args = parser.parse_args(argv)
     try:
-        panels = run(args.prometheus, args.wait)
+        panels = run(args.prometheus, args.wait, env=args.env)
     except httpx.HTTPError as exc:
         print(f"{args.prometheus}: {exc}", file=sys.stderr)
         return 2
