@@ -66,6 +66,16 @@ def test_filesystem_buffering_on_every_input(fluent_bit):
         assert inp.get("storage.type") == "filesystem", f"input {inp['name']} buffers in memory"
 
 
+def test_memory_bound_fits_the_container_limit(fluent_bit):
+    # Up to max_chunks_up chunks of ~2 MB stay in memory, plus the backlog and the forward
+    # input's buffer; compose.yaml limits Fluent Bit to 96 MB.
+    svc = fluent_bit["service"]
+    chunks_mb = int(svc["storage.max_chunks_up"]) * 2
+    backlog_mb = int(str(svc["storage.backlog.mem_limit"]).removesuffix("M"))
+    forward_mb = int(str(one(fluent_bit, "inputs", "forward")["buffer_max_size"]).removesuffix("M"))
+    assert chunks_mb + backlog_mb + forward_mb <= 64
+
+
 def test_retry_backoff_is_capped(fluent_bit):
     # Default cap is 2000 s: after a long outage delivery would resume only half an hour later.
     assert int(fluent_bit["service"]["scheduler.cap"]) <= 60
