@@ -129,11 +129,12 @@ def check_compose(docker: str | None, root: Path) -> Result:
 # --- what the stack asks of the host -----------------------------------------------------
 
 
-def render(root: Path, files: list[str], profiles: list[str]) -> dict[str, Any] | None:
-    """The stack as Compose resolves it, or None when no Compose CLI is usable."""
+def render(root: Path, files: list[str], profiles: list[str]) -> dict[str, Any] | str:
+    """The stack as Compose resolves it, or why it could not be rendered."""
     candidates = [["docker", "compose"], [str(root / ".tools" / "bin" / "docker-compose")]]
     if shutil.which("docker-compose"):
         candidates.append(["docker-compose"])
+    error = "no Compose CLI found to render it"
     for binary in candidates:
         cmd = [*binary, "--project-directory", str(root)]
         for f in files:
@@ -143,7 +144,9 @@ def render(root: Path, files: list[str], profiles: list[str]) -> dict[str, Any] 
         proc = _run([*cmd, "config", "--format", "json"], timeout=60)
         if proc is not None and proc.returncode == 0:
             return json.loads(proc.stdout)
-    return None
+        if proc is not None and "unknown command" not in proc.stderr:
+            error = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+    return error
 
 
 def memory_limits(cfg: Mapping[str, Any]) -> int:
@@ -306,13 +309,13 @@ def run_checks(root: Path, files: list[str], profiles: list[str]) -> list[Result
     engine, info = check_docker(docker)
     results = [engine, check_compose(docker, root)]
     cfg = render(root, files, profiles)
-    if cfg is None:
+    if isinstance(cfg, str):
         results.append(
             Result(
                 "compose config",
                 False,
-                f"{' + '.join(files)} does not render",
-                "run `make lint` for the error",
+                f"{' + '.join(files)} does not render: {cfg}",
+                "install the Compose plugin, or correct the file named in the error",
             )
         )
         return results

@@ -25,11 +25,10 @@ import argparse
 import os
 import secrets as random_source
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-
-import bcrypt
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORDS = (
@@ -60,7 +59,23 @@ def random_password() -> str:
     return random_source.token_urlsafe(24)
 
 
-def bcrypt_hash(password: str) -> str:
+def bcrypt_hash(password: str) -> str | None:
+    """bcrypt via the `bcrypt` package (the venv; Debian: python3-bcrypt) or Apache's
+    htpasswd; None when neither exists (only the staging web configs need it)."""
+    try:
+        import bcrypt
+    except ImportError:
+        htpasswd = shutil.which("htpasswd")
+        if htpasswd is None:
+            return None
+        proc = subprocess.run(
+            [htpasswd, "-niBC", str(BCRYPT_ROUNDS), BASIC_AUTH_USER],
+            input=password,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return proc.stdout.strip().split(":", 1)[1]
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
 
 
@@ -84,7 +99,7 @@ def _read(path: Path) -> str:
     return value
 
 
-def ensure(root: Path, repo: Path | None = None) -> list[str]:
+def ensure(root: Path, repo: Path | None = None, notes: list[str] | None = None) -> list[str]:
     """Create whatever is missing under root/secrets; return the relative paths created.
 
     Templates (web configs, alertmanager/secrets.example/) are read from repo (default: root).
@@ -129,6 +144,13 @@ def ensure(root: Path, repo: Path | None = None) -> list[str]:
         if HASH_PLACEHOLDER not in text:
             raise SecretsError(f"{template}: placeholder {HASH_PLACEHOLDER} not found")
         digest = bcrypt_hash(_read(out / "basic_auth_password"))
+        if digest is None:
+            if notes is not None:
+                notes.append(
+                    f"{name} not written: no bcrypt (pip install bcrypt, apt install "
+                    "python3-bcrypt or apache2-utils), needed for staging basic auth only"
+                )
+            continue
         _write_new(out / name, text.replace(HASH_PLACEHOLDER, digest), created, root)
 
     example = repo / "alertmanager" / "secrets.example"
@@ -153,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=REPO, help="bundle directory (default: this repo)"
     )
     args = parser.parse_args(argv)
+    notes: list[str] = []
     try:
-        created = ensure(args.root.resolve())
-    except (SecretsError, OSError) as exc:
+        created = ensure(args.root.resolve(), notes=notes)
+    except (SecretsError, OSError, subprocess.CalledProcessError) as exc:
         print(f"secrets: {exc}", file=sys.stderr)
         return 1
     if created:
@@ -164,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {rel}")
     else:
         print("secrets: all present, nothing changed")
+    for note in notes:
+        print(f"secrets: {note}")
     return 0
 
 
