@@ -170,7 +170,7 @@ def stack_health() -> db.Dashboard:
         ],
     )
     return (
-        dash.with_row(db.Row("Scrape targets"))
+        dash.with_row(db.Row("Targets and alerts"))
         .with_panel(stat_panel(
             "Targets down",
             "Scrape targets Prometheus cannot reach (up == 0).",
@@ -204,6 +204,11 @@ def stack_health() -> db.Dashboard:
             "none",
             [Q(f"up{{{T}}}", instant=True)],
             span=16, mappings=UP_MAPPING))
+        .with_panel(ts(
+            "Scrape duration",
+            "Time each scrape takes; close to scrape_timeout (10s) means targets at risk.",
+            "s",
+            [Q(f"scrape_duration_seconds{{{T}}}", "{{job}} {{instance}}")], span=8))
         .with_panel(table_panel(
             "Firing alerts",
             "Alerts firing now, with their labels (the ALERTS series of Prometheus). "
@@ -211,11 +216,6 @@ def stack_health() -> db.Dashboard:
             "none",
             [Q('ALERTS{alertstate="firing"}')],
             span=24, height=6))
-        .with_panel(ts(
-            "Scrape duration",
-            "Time each scrape takes; close to scrape_timeout (10s) means targets at risk.",
-            "s",
-            [Q(f"scrape_duration_seconds{{{T}}}", "{{job}} {{instance}}")], span=8))
         .with_row(db.Row("Prometheus"))
         .with_panel(ts(
             "Samples ingested",

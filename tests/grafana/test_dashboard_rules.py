@@ -318,3 +318,15 @@ def test_analyzer_rates_span_four_scrapes() -> None:
         if "analyzer" in comps and (not t.min_step or seconds(t.min_step) < 30):
             problems.append(t.where)
     assert not problems, problems
+
+
+def test_layout_fits_and_does_not_overlap(dash: dict[str, Any]) -> None:
+    """Panels stay inside the 24-column grid and no two panels (rows included) overlap."""
+    boxes = [(p.get("title", ""), p["gridPos"]) for p in dash["panels"]]
+    cells: dict[tuple[int, int], str] = {}
+    for title, g in boxes:
+        assert g["x"] >= 0 and g["w"] > 0 and g["x"] + g["w"] <= 24, (title, g)
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{title!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = title
