@@ -254,3 +254,26 @@ def test_dockerfile_base_image_rule(tmp_path: Path) -> None:
     )
     found = rules.unpinned_base_images({"context": str(tmp_path)}, project_dir=tmp_path)
     assert found == ["base image python:latest in Dockerfile is not pinned"]
+
+
+def test_prometheus_authenticates_where_staging_demands_it(staging_config: dict[str, Any]) -> None:
+    """The staging overlay puts Prometheus and Alertmanager behind basic auth, so
+    prometheus.yml must send it to both (else alerts never leave and the self-scrape
+    fails). password_file is relative to prometheus.yml: compose mounts
+    secrets/basic_auth_password at /etc/prometheus/secrets/basic_auth_password."""
+    import yaml
+
+    command = " ".join(staging_config["services"]["prometheus"]["command"])
+    assert "--web.config.file=" in command
+    doc = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    wanted = {"username": "admin", "password_file": "secrets/basic_auth_password"}
+    blocks = {
+        "alerting.alertmanagers[0]": doc["alerting"]["alertmanagers"][0],
+        **{f"job {j['job_name']}": j for j in doc["scrape_configs"]},
+    }
+    missing = [
+        name
+        for name in ("alerting.alertmanagers[0]", "job prometheus", "job alertmanager")
+        if blocks.get(name, {}).get("basic_auth") != wanted
+    ]
+    assert missing == [], f"prometheus.yml: add `basic_auth: {wanted}` to {missing}"
