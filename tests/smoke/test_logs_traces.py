@@ -72,7 +72,7 @@ def test_log_line_searchable_with_trace_id_within_30s(compose, api, es) -> None:
     trace_id, request_id = traced_upload(api)
     start = time.monotonic()
     lines = wait_for(
-        lambda: [x for x in log_lines(es, [trace_id]) if x["service"] == "api"], ARRIVAL_S
+        lambda: [x for x in log_lines(es, [trace_id]) if x.get("service") == "api"], ARRIVAL_S
     )
     assert lines, f"no api log line with trace_id {trace_id} after {ARRIVAL_S}s"
     print(f"first api log line searchable after {time.monotonic() - start:.1f}s")
@@ -89,8 +89,8 @@ def test_analyzer_logs_share_the_trace_id(compose, api, es) -> None:
     trace_id, _ = traced_upload(api)
     services = wait_for(
         lambda: (
-            {x["service"] for x in log_lines(es, [trace_id])} >= {"api", "analyzer"}
-            and {x["service"] for x in log_lines(es, [trace_id])}
+            {x.get("service") for x in log_lines(es, [trace_id])} >= {"api", "analyzer"}
+            and {x.get("service") for x in log_lines(es, [trace_id])}
         ),
         ARRIVAL_S,
     )
@@ -115,7 +115,8 @@ def test_trace_has_spans_from_api_and_analyzer(compose, api, jaeger) -> None:
     )
     assert services, f"trace {trace_id} has spans from {jaeger_services(jaeger, trace_id)}"
     spans = jaeger.get(f"/api/traces/{trace_id}").json()["data"][0]["spans"]
-    assert all(s["traceID"] == trace_id for s in spans)
+    # Jaeger's JSON may drop leading zeros of the id: compare the numbers.
+    assert all(int(s["traceID"], 16) == int(trace_id, 16) for s in spans)
 
 
 def api_lines_in_docker_logs(compose, trace_ids: set[str]) -> Counter[str] | None:
@@ -146,7 +147,7 @@ def test_elasticsearch_outage_of_a_minute_loses_no_log_line(compose, api, es) ->
         compose.wait_healthy("elasticsearch", timeout=180)
 
     def api_counts() -> Counter[str]:
-        return Counter(x["trace_id"] for x in log_lines(es, trace_ids) if x["service"] == "api")
+        return Counter(x["trace_id"] for x in log_lines(es, trace_ids) if x.get("service") == "api")
 
     # Docker's own copy of the api's lines (dual logging) is the reference when it exists:
     # then the counts must match exactly (nothing lost, nothing indexed twice). Otherwise every
