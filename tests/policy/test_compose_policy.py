@@ -277,3 +277,17 @@ def test_prometheus_authenticates_where_staging_demands_it(staging_config: dict[
         if blocks.get(name, {}).get("basic_auth") != wanted
     ]
     assert missing == [], f"prometheus.yml: add `basic_auth: {wanted}` to {missing}"
+
+
+def test_env_example_equals_the_defaults(local_config: dict[str, Any]) -> None:
+    """Copying .env.example to .env changes nothing: it documents the defaults."""
+    lines = (REPO / ".env.example").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    assert "BIND_ADDRESS" in env and "PROMETHEUS_IMAGE" in env
+    with_env = rules.render([REPO / "compose.yaml"], env=env)
+    changed = [
+        n
+        for n in local_config["services"]
+        if with_env["services"][n] != local_config["services"][n]
+    ]
+    assert changed == []
