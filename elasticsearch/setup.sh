@@ -17,6 +17,8 @@
 #   ES_WAIT_SECONDS        [180] how long to wait for the cluster to turn yellow
 #   ES_RETRY_SECONDS       [3]   pause between two readiness probes
 #   ES_SETUP_DIR           [directory of this script]  holds the JSON files
+#   ES_SETUP_REPEAT_SECONDS [unset]  unset: run once and exit 0 (compose one-shot service);
+#                          N: keep running and re-apply every N seconds (e.g. 86400)
 set -eu
 
 ES_URL=${ES_URL:-${ELASTICSEARCH_URL:-http://elasticsearch:9200}}
@@ -28,6 +30,7 @@ TRACES_INDEX_PREFIX=${TRACES_INDEX_PREFIX:-tracing}
 ES_WAIT_SECONDS=${ES_WAIT_SECONDS:-180}
 ES_RETRY_SECONDS=${ES_RETRY_SECONDS:-3}
 ES_SETUP_DIR=${ES_SETUP_DIR:-$(dirname "$0")}
+ES_SETUP_REPEAT_SECONDS=${ES_SETUP_REPEAT_SECONDS:-}
 
 log() { printf 'elasticsearch-setup: %s\n' "$*"; }
 die() { printf 'elasticsearch-setup: error: %s\n' "$*" >&2; exit 1; }
@@ -41,6 +44,7 @@ positive_int LOGS_RETENTION_DAYS "$LOGS_RETENTION_DAYS"
 positive_int TRACES_RETENTION_DAYS "$TRACES_RETENTION_DAYS"
 positive_int ES_WAIT_SECONDS "$ES_WAIT_SECONDS"
 positive_int ES_RETRY_SECONDS "$ES_RETRY_SECONDS"
+[ -z "$ES_SETUP_REPEAT_SECONDS" ] || positive_int ES_SETUP_REPEAT_SECONDS "$ES_SETUP_REPEAT_SECONDS"
 case $TRACES_INDEX_PREFIX in
     '' | *[!a-z0-9_-]*) die "TRACES_INDEX_PREFIX must be lower-case letters, digits, - or _, got '$TRACES_INDEX_PREFIX'" ;;
 esac
@@ -95,33 +99,45 @@ policy_with_days() {
     esac
 }
 
-log "waiting up to ${ES_WAIT_SECONDS}s for $ES_URL to be at least yellow"
-deadline=$(( $(date +%s) + ES_WAIT_SECONDS ))
+setup_once() {
+    log "waiting up to ${ES_WAIT_SECONDS}s for $ES_URL to be at least yellow"
+    deadline=$(( $(date +%s) + ES_WAIT_SECONDS ))
+    while :; do
+        es GET '/_cluster/health?wait_for_status=yellow&timeout=5s'
+        case $status in
+            200) break ;;
+            401) die "Elasticsearch rejected user '$ES_USER' (HTTP 401): does $ES_PASSWORD_FILE hold the password Elasticsearch was started with?" ;;
+            403) die "user '$ES_USER' may not manage the cluster (HTTP 403)" ;;
+        esac
+        [ "$(date +%s)" -lt "$deadline" ] || die "Elasticsearch at $ES_URL not ready after ${ES_WAIT_SECONDS}s (last HTTP $status: $(printf '%s' "$body" | head -c 200 | tr '\n' ' '))"
+        sleep "$ES_RETRY_SECONDS"
+    done
+    log "cluster reachable"
+
+    policy_with_days ilm-logs.json "$LOGS_RETENTION_DAYS"
+    put /_ilm/policy/apollonia-logs "$policy" "ILM policy apollonia-logs (delete after ${LOGS_RETENTION_DAYS}d)"
+    policy_with_days ilm-traces.json "$TRACES_RETENTION_DAYS"
+    put /_ilm/policy/apollonia-traces "$policy" "ILM policy apollonia-traces (delete after ${TRACES_RETENTION_DAYS}d)"
+    put /_index_template/apollonia-logs "$(cat "$ES_SETUP_DIR/index-template.json")" "index template apollonia-logs for apollonia-*"
+
+    # Jaeger creates its own index templates, and a second template cannot add a setting to
+    # them, so the traces policy is attached to the Jaeger indices that exist now. Indices Jaeger
+    # creates later get it on the next run: every `make up`, or every ES_SETUP_REPEAT_SECONDS.
+    put "/${TRACES_INDEX_PREFIX}-jaeger-*/_settings?allow_no_indices=true&expand_wildcards=open" \
+        '{"index": {"lifecycle": {"name": "apollonia-traces"}}}' "policy apollonia-traces on existing ${TRACES_INDEX_PREFIX}-jaeger-* indices"
+
+    es GET /_index_template/apollonia-logs
+    [ "$status" = 200 ] || die "index template apollonia-logs not readable after PUT (HTTP $status)"
+    log "done"
+}
+
+if [ -z "$ES_SETUP_REPEAT_SECONDS" ]; then
+    setup_once
+    exit 0
+fi
+# Janitor mode for a long-running stack: re-apply every N seconds (a day's new Jaeger indices
+# get the traces policy); a failed round (Elasticsearch restarting) is retried next round.
 while :; do
-    es GET '/_cluster/health?wait_for_status=yellow&timeout=5s'
-    case $status in
-        200) break ;;
-        401) die "Elasticsearch rejected user '$ES_USER' (HTTP 401): does $ES_PASSWORD_FILE hold the password Elasticsearch was started with?" ;;
-        403) die "user '$ES_USER' may not manage the cluster (HTTP 403)" ;;
-    esac
-    [ "$(date +%s)" -lt "$deadline" ] || die "Elasticsearch at $ES_URL not ready after ${ES_WAIT_SECONDS}s (last HTTP $status: $(printf '%s' "$body" | head -c 200 | tr '\n' ' '))"
-    sleep "$ES_RETRY_SECONDS"
+    ( setup_once ) || log "round failed; next try in ${ES_SETUP_REPEAT_SECONDS}s"
+    sleep "$ES_SETUP_REPEAT_SECONDS"
 done
-log "cluster reachable"
-
-policy_with_days ilm-logs.json "$LOGS_RETENTION_DAYS"
-put /_ilm/policy/apollonia-logs "$policy" "ILM policy apollonia-logs (delete after ${LOGS_RETENTION_DAYS}d)"
-policy_with_days ilm-traces.json "$TRACES_RETENTION_DAYS"
-put /_ilm/policy/apollonia-traces "$policy" "ILM policy apollonia-traces (delete after ${TRACES_RETENTION_DAYS}d)"
-put /_index_template/apollonia-logs "$(cat "$ES_SETUP_DIR/index-template.json")" "index template apollonia-logs for apollonia-*"
-
-# Jaeger creates its own index templates (create_mappings), and a second template cannot add
-# a setting to them, so the traces policy is attached to the Jaeger indices that exist now.
-# Indices Jaeger creates later get it on the next run of this script (every `make up`; a daily
-# host cron `docker compose run --rm elasticsearch-setup` covers a long-running stack).
-put "/${TRACES_INDEX_PREFIX}-jaeger-*/_settings?allow_no_indices=true&expand_wildcards=open" \
-    '{"index": {"lifecycle": {"name": "apollonia-traces"}}}' "policy apollonia-traces on existing ${TRACES_INDEX_PREFIX}-jaeger-* indices"
-
-es GET /_index_template/apollonia-logs
-[ "$status" = 200 ] || die "index template apollonia-logs not readable after PUT (HTTP $status)"
-log "done"

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -209,3 +210,33 @@ def test_unreachable_elasticsearch_gives_up_after_the_wait(tmp_path):
     result = run_setup(tmp_path, "http://127.0.0.1:9", ES_WAIT_SECONDS="1")
     assert result.returncode == 1
     assert "not ready after 1s" in result.stderr
+
+
+def test_repeat_mode_keeps_reapplying_and_survives_a_failed_round(tmp_path, es):
+    rec, url = es
+    rec.unready_answers = 2  # the first round meets a cluster that is still starting
+    pw_file = tmp_path / "elasticsearch_password"
+    pw_file.write_text(PASSWORD, encoding="utf-8")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ES_URL": url,
+        "ES_PASSWORD_FILE": str(pw_file),
+        "ES_WAIT_SECONDS": "1",  # so the first round gives up: a failed round
+        "ES_RETRY_SECONDS": "1",
+        "ES_SETUP_REPEAT_SECONDS": "1",
+    }
+    proc = subprocess.Popen(
+        [SHELL, str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    template_puts = 0
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and template_puts < 2:
+            template_puts = rec.requests.count(("PUT", "/_index_template/apollonia-logs"))
+            time.sleep(0.1)
+        assert proc.poll() is None, "repeat mode must keep running"
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    assert template_puts >= 2, out + err
+    assert "round failed" in out and "not ready after 1s" in err
