@@ -209,10 +209,15 @@ def create_app(
         row = {"id": media_id, "format": fmt, "size_bytes": len(body), "user_id": user_id}
         await db.insert_media(row)
         await cache.set(f"media:{media_id}", row, MEDIA_TTL_S)
-        metrics.media_upload_size_bytes.labels(fmt).observe(len(body))
         job = {"media_id": media_id, "format": fmt, "size_bytes": len(body),
                "trace": tracing.inject({}), "request_id": request_id_var.get()}
-        await queue.publish(job)
+        try:
+            await queue.publish(job)
+        except Exception as exc:
+            log.error("could not queue the analysis job",
+                      extra={"media_id": media_id, "error": f"{type(exc).__name__}: {exc}"})
+            return JSONResponse({"detail": "analysis queue unavailable"}, status_code=503)
+        metrics.media_upload_size_bytes.labels(fmt).observe(len(body))
         log.info("media uploaded", extra={"media_id": media_id, "format": fmt,
                                           "size_bytes": len(body)})
         return JSONResponse({"id": media_id, "format": fmt, "size_bytes": len(body),

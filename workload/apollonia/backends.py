@@ -6,12 +6,14 @@ metric has live values on a laptop without PostgreSQL, Redis or RabbitMQ.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from .faults import Faults
@@ -21,8 +23,11 @@ from .metrics import FORMATS, QUEUE_NAME, ApiMetrics, exemplar
 log = logging.getLogger("apollonia.backends")
 
 SIM_MAX_ROWS = 10_000  # the simulated catalog forgets its oldest rows beyond this
+# A real catalog keeps a day of demo uploads (~170,000 rows at 2 uploads/s), then forgets them.
+RETENTION = timedelta(days=1)
 SIM_POOL_BASELINE = 2  # connections a pool keeps busy (keepalive, listeners) in the simulation
 HIT_WINDOW = 500  # cache gets the hit-ratio gauge looks back over
+PUBLISH_WAIT_S = 2.0  # how long an upload waits for a (re)connecting RabbitMQ channel
 
 
 class Database:
@@ -57,6 +62,10 @@ class Database:
                             " id text PRIMARY KEY, format text NOT NULL,"
                             " size_bytes bigint NOT NULL, user_id text NOT NULL DEFAULT '',"
                             " created_at timestamptz NOT NULL DEFAULT now())"
+                        )
+                        await conn.execute(
+                            "CREATE INDEX IF NOT EXISTS apollonia_media_created_at"
+                            " ON apollonia_media (created_at)"
                         )
                     self._pool = pool
         return self._pool
@@ -127,9 +136,16 @@ class Database:
         return await self._timed("select", pg if self.url else sim)
 
     async def refresh_counts(self) -> None:
-        """Re-count media by format (real DB only; the simulation counts as it goes)."""
+        """Apply retention, then re-count media by format (real DB only; the simulation caps
+        its rows and counts as it goes)."""
         if not self.url:
             return
+
+        async def retention() -> None:
+            pool = await self._get_pool()
+            await pool.execute(
+                "DELETE FROM apollonia_media WHERE created_at < now() - $1::interval",
+                RETENTION)
 
         async def pg() -> None:
             pool = await self._get_pool()
@@ -141,6 +157,7 @@ class Database:
                     counts[r["format"]] = r["n"]
             self._counts = counts
 
+        await self._timed("delete", retention)
         await self._timed("count", pg)
 
     def counts(self) -> dict[str, int]:
@@ -273,18 +290,23 @@ class JobQueue:
                 self._tasks.append(asyncio.create_task(self._local_worker()))
 
     async def publish(self, job: dict[str, Any]) -> None:
-        if self.url:
-            if self._channel is None:
-                raise RuntimeError("RabbitMQ not connected")
-            import aio_pika
-
-            await self._channel.default_exchange.publish(
-                aio_pika.Message(json.dumps(job).encode(), content_type="application/json",
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=QUEUE_NAME,
-            )
-        else:
+        if not self.url:
             self._local.put_nowait(job)
+            return
+        import aio_pika
+
+        # Right after start-up (or during a reconnect) wait briefly for the channel.
+        for _ in range(int(PUBLISH_WAIT_S / 0.1)):
+            if self._channel is not None and not self._channel.is_closed:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise ConnectionError("RabbitMQ not connected")
+        await self._channel.default_exchange.publish(
+            aio_pika.Message(json.dumps(job).encode(), content_type="application/json",
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=QUEUE_NAME,
+        )
 
     async def _local_worker(self) -> None:
         while True:
@@ -323,6 +345,10 @@ class JobQueue:
                 log.warning("RabbitMQ unavailable, retrying in 5 s",
                             extra={"error": f"{type(exc).__name__}: {exc}"})
                 self._channel = None
+                if self._connection is not None:
+                    with contextlib.suppress(Exception):
+                        await self._connection.close()
+                    self._connection = None
                 await asyncio.sleep(5)
 
     def depth(self) -> int:
