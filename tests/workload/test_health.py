@@ -10,7 +10,7 @@ import time
 from apollonia.api import ApiConfig
 from apollonia.health import HealthCheck, HealthCheckManager, NotConfigured
 
-from .helpers import run, stack
+from .helpers import run, stack, value
 
 
 def test_unconfigured_dependencies_are_degraded_not_unhealthy() -> None:
@@ -62,6 +62,12 @@ def test_configured_but_unreachable_database_makes_ready_503() -> None:
             ready = await s.api_client.get("/health/ready")
             assert ready.status_code == 503
             assert (await s.api_client.get("/health/live")).status_code == 200
+            # a request that needs the database fails cleanly, counted and traceable
+            r = await s.api_client.get("/api/v1/media", headers={"X-Request-ID": "db-down-1"})
+            assert r.status_code == 500 and r.json()["request_id"] == "db-down-1"
+            assert r.headers["x-request-id"] == "db-down-1" and r.headers["x-trace-id"]
+            assert value(s.api, "http_requests_total", method="GET", endpoint="/api/v1/media",
+                         status_code="500") == 1
 
     run(main)
 

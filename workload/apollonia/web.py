@@ -91,11 +91,12 @@ class ObservabilityMiddleware:
         level = logging.DEBUG if quiet else logging.INFO
         rid_token = request_id_var.set(request_id)
         uid_token = user_id_var.set(user_id)
-        status = {"code": 500}
+        status: dict[str, Any] = {"code": 500, "started": False}
 
         async def send_wrapper(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = True
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + [
                     (b"x-request-id", request_id.encode()),
@@ -124,8 +125,8 @@ class ObservabilityMiddleware:
         )
         try:
             with span_cm as span:
-                log.log(level, "request started",
-                        extra={"method": method, "route": endpoint, "path": scope["path"]})
+                log.log(level, "request started", extra={
+                    "method": method, "route": endpoint, "path": scope["path"][:256]})
                 try:
                     injected = False
                     if not quiet and endpoint != UNMATCHED:
@@ -142,7 +143,13 @@ class ObservabilityMiddleware:
                         "duration_ms": round(duration * 1000, 2)})
                     if endpoint != "/metrics":
                         self.metrics.observe_request(method, endpoint, 500, duration)
-                    raise
+                    if status["started"]:
+                        raise  # too late for a clean answer: let the server drop it
+                    # Answer here, so even a crash carries X-Request-ID and X-Trace-ID.
+                    response = JSONResponse(
+                        {"detail": "internal error", "request_id": request_id}, status_code=500)
+                    await response(scope, _empty_receive, send_wrapper)
+                    return
                 duration = time.perf_counter() - start
                 code = status["code"]
                 if span is not None:
