@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from apollonia.__main__ import loadgen_fault_upload_rate
+from apollonia.faults import FaultError
 from apollonia.loadgen import LoadGenerator, UnsafeTarget, check_target
 
 from .helpers import run, stack, value
@@ -62,5 +64,24 @@ def test_upload_rate_knob_stops_uploads() -> None:
             stats = await gen.run(duration=1.5)
             assert gen.effective_upload_rate == 0
             assert _uploads(s.api) == 0 and stats["catalog_2xx"] >= 1
+
+    run(main)
+
+
+def test_fault_env_var_stops_uploads_and_the_api_knob_wins() -> None:
+    assert loadgen_fault_upload_rate({"APOLLONIA_FAULT_UPLOAD_RATE": "0"}) == 0.0
+    assert loadgen_fault_upload_rate({}) is None
+    with pytest.raises(FaultError, match="APOLLONIA_FAULT_UPLOAD_RATE"):
+        loadgen_fault_upload_rate({"APOLLONIA_FAULT_UPLOAD_RATE": "-1"})
+
+    async def main() -> None:
+        async with stack() as s:
+            gen = LoadGenerator("http://127.0.0.1:8000", rate=5, upload_rate=20,
+                                fault_upload_rate=0.0, transport=httpx.ASGITransport(app=s.api))
+            await gen.run(duration=1.0)
+            assert _uploads(s.api) == 0
+            await s.api_client.post("/admin/faults", json={"upload_rate": 10})
+            stats = await gen.run(duration=1.0)
+            assert gen.effective_upload_rate == 10 and stats["upload_2xx"] >= 1
 
     run(main)

@@ -149,6 +149,19 @@ def run_all(args: argparse.Namespace) -> int:
     return code
 
 
+def loadgen_fault_upload_rate(environ: dict[str, str] | None = None) -> float | None:
+    """APOLLONIA_FAULT_UPLOAD_RATE for the load generator (None when unset)."""
+    from .faults import KNOBS, coerce
+
+    raw = (os.environ if environ is None else environ).get("APOLLONIA_FAULT_UPLOAD_RATE", "")
+    if not raw.strip():
+        return None
+    try:
+        return coerce(KNOBS["upload_rate"], raw)
+    except FaultError as exc:
+        raise FaultError(f"APOLLONIA_FAULT_UPLOAD_RATE: {exc}") from None
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
@@ -189,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             from .loadgen import LoadGenerator
 
             setup_logging("loadgen", args.log_level)
-            generator = LoadGenerator(args.api_url, rate=args.rate, upload_rate=args.upload_rate)
+            generator = LoadGenerator(args.api_url, rate=args.rate, upload_rate=args.upload_rate,
+                                      fault_upload_rate=loadgen_fault_upload_rate())
             signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl+C: log the summary
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(generator.run(args.duration))

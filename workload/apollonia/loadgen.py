@@ -4,7 +4,8 @@ It talks only to the one configured api URL (a loopback address or a single-labe
 service name; anything else is refused) and never follows redirects. Requests that would
 exceed the concurrency limit are skipped, not queued, so the rate stays bounded even when the
 api is slow. Every few seconds it reads the api's `upload_rate` fault knob, which can slow or
-stop uploads at run time (that is how LowUploadRate is driven).
+stop uploads at run time (that is how LowUploadRate is driven); APOLLONIA_FAULT_UPLOAD_RATE in
+its own environment does the same from start-up.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def check_target(url: str) -> str:
 class LoadGenerator:
     api_url: str
     rate: float = 6.0  # non-upload requests per second
-    upload_rate: float = 2.0  # uploads per second unless the api's upload_rate knob says else
+    upload_rate: float = 2.0  # uploads per second unless the upload_rate knob says else
+    # APOLLONIA_FAULT_UPLOAD_RATE in the load generator's own environment; the api's knob,
+    # when set (non-null), wins over it.
+    fault_upload_rate: float | None = None
     transport: httpx.AsyncBaseTransport | None = None
     stats: Counter[str] = field(default_factory=Counter)
     _ids: deque[str] = field(default_factory=lambda: deque(maxlen=HOT_SET))
@@ -71,7 +75,11 @@ class LoadGenerator:
 
     @property
     def effective_upload_rate(self) -> float:
-        return self.upload_rate if self._override is None else self._override
+        if self._override is not None:
+            return self._override
+        if self.fault_upload_rate is not None:
+            return self.fault_upload_rate
+        return self.upload_rate
 
     async def run(self, duration: float | None = None) -> Counter[str]:
         async with httpx.AsyncClient(base_url=self.api_url, timeout=10.0, transport=self.transport,
