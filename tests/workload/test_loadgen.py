@@ -41,10 +41,10 @@ def test_mixed_traffic_at_a_bounded_rate() -> None:
                     seen.append(f"{request.method} {request.url.host}")
                     return await inner.handle_async_request(request)
 
-            gen = LoadGenerator("http://127.0.0.1:8000", rate=10, upload_rate=5,
+            gen = LoadGenerator("http://127.0.0.1:8000", rate=20, upload_rate=10,
                                 transport=Counting())
-            stats = await gen.run(duration=2.0)
-            # 2 s at 15 req/s (+1 fault poll) is ~31 requests; Poisson noise stays far below 60
+            stats = await gen.run(duration=1.0)
+            # 1 s at 30 req/s (+1 fault poll) is ~31 requests; Poisson noise stays far below 60
             assert 10 <= len(seen) <= 60, len(seen)
             assert {x.split()[1] for x in seen} == {"127.0.0.1"}
             assert stats["upload_2xx"] >= 3 and _uploads(s.api) == stats["upload_2xx"]
@@ -61,7 +61,7 @@ def test_upload_rate_knob_stops_uploads() -> None:
                     ).status_code == 200
             gen = LoadGenerator("http://127.0.0.1:8000", rate=5, upload_rate=20,
                                 transport=httpx.ASGITransport(app=s.api))
-            stats = await gen.run(duration=1.5)
+            stats = await gen.run(duration=0.8)
             assert gen.effective_upload_rate == 0
             assert _uploads(s.api) == 0 and stats["catalog_2xx"] >= 1
 
@@ -78,10 +78,10 @@ def test_fault_env_var_stops_uploads_and_the_api_knob_wins() -> None:
         async with stack() as s:
             gen = LoadGenerator("http://127.0.0.1:8000", rate=5, upload_rate=20,
                                 fault_upload_rate=0.0, transport=httpx.ASGITransport(app=s.api))
-            await gen.run(duration=1.0)
+            await gen.run(duration=0.6)
             assert _uploads(s.api) == 0
-            await s.api_client.post("/admin/faults", json={"upload_rate": 10})
-            stats = await gen.run(duration=1.0)
-            assert gen.effective_upload_rate == 10 and stats["upload_2xx"] >= 1
+            await s.api_client.post("/admin/faults", json={"upload_rate": 20})
+            stats = await gen.run(duration=0.6)
+            assert gen.effective_upload_rate == 20 and stats["upload_2xx"] >= 1
 
     run(main)
