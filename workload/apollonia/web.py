@@ -30,7 +30,11 @@ _USER_ID_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 
 def route_template(app: FastAPI, scope: dict[str, Any]) -> str:
-    """The matching route's path template; a path that matches nothing is 'unmatched'."""
+    """The matching route's path template; a path that matches nothing is 'unmatched'.
+
+    Matched before the app runs, so faults, span names and logs know the route. Every route
+    is added on the app itself (no include_router): FastAPI 0.165 wraps included routers in
+    objects without a `path`, which would all collapse into 'unmatched'."""
     partial = None
     for route in app.router.routes:
         match, _ = route.matches(scope)
@@ -41,7 +45,8 @@ def route_template(app: FastAPI, scope: dict[str, Any]) -> str:
     return partial or UNMATCHED
 
 
-def known_routes(app: FastAPI) -> list[tuple[str, str]]:
+def known_routes(app: FastAPI) -> list[tuple[str, str, str]]:
+    """(method, route template, success status code) of every route except /metrics."""
     out = []
     for route in app.router.routes:
         for method in sorted(getattr(route, "methods", None) or ()):
