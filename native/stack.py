@@ -59,6 +59,7 @@ class Component:
     command: str
     title: str
     ui_path: str = "/"
+    cwd: Path = ROOT
 
 
 def components() -> list[Component]:
@@ -77,6 +78,10 @@ def components() -> list[Component]:
             f" --storage.path={RUN}/alertmanager/data --web.listen-address={HOST}:9093"
             " --cluster.listen-address=",
             "Alertmanager",
+            # Alertmanager reads url_file/api_url_file/password_file relative to its working
+            # directory (only templates are resolved against the config file's directory):
+            # run it beside its config so `secrets/...` means .run/alertmanager/secrets.
+            cwd=RUN / "alertmanager",
         ),
         Component(
             "node-exporter", 9100, "/metrics",
@@ -190,11 +195,13 @@ def write_sink_urls(secrets_dir: Path, sink_url: str = SINK_URL) -> list[str]:
     return written
 
 
-def prepare_alertmanager(sink_url: str = SINK_URL, base: Path | None = None) -> None:
+def prepare_alertmanager(
+    sink_url: str = SINK_URL, base: Path | None = None, am: Path = ROOT / "alertmanager"
+) -> None:
+    """.run/alertmanager (or `base`): config and templates linked from `am`, secrets copied."""
     base = base or RUN / "alertmanager"
     (base / "data").mkdir(parents=True, exist_ok=True)
-    am = ROOT / "alertmanager"
-    _link(base / "alertmanager.yml", _require(am / "alertmanager.yml", "rules issue"))
+    _link(base / "alertmanager.yml", _require(am / "alertmanager.yml", "written by the rules work"))
     if (am / "templates").is_dir():
         _link(base / "templates", am / "templates")
     example = am / "secrets.example"
@@ -206,6 +213,10 @@ def prepare_alertmanager(sink_url: str = SINK_URL, base: Path | None = None) -> 
         write_sink_urls(secrets, sink_url)
     else:
         secrets.mkdir()
+    # Secrets stay private to the user running the stack.
+    secrets.chmod(0o700)
+    for path in secrets.iterdir():
+        path.chmod(0o600)
 
 
 MINIMAL_BLACKBOX = """\
@@ -257,7 +268,7 @@ def supervisord_conf(comps: Iterable[Component]) -> str:
         lines += [
             f"[program:{comp.name}]",
             f"command={comp.command}",
-            f"directory={ROOT}",
+            f"directory={comp.cwd}",
             f"priority={prio}",
             "autostart=true",
             # Restart after a crash, but not after a clean exit or `supervisorctl stop`.

@@ -154,7 +154,8 @@ def test_every_native_target_is_up(urls, probe) -> None:
             seen[(t["labels"]["job"], t["labels"].get("instance", ""))] = t
         missing = {k for k in expected if k not in seen}
         down = {
-            k: seen[k]["lastError"] for k in expected if k in seen and seen[k]["health"] != "up"
+            f"{job} {inst}": f"{seen[job, inst]['health']} {seen[job, inst]['lastError']}"
+            for job, inst in expected if (job, inst) in seen and seen[job, inst]["health"] != "up"
         }
         probe.note("targets missing / not up", {"missing": sorted(missing), "down": down})
         return not missing and not down
