@@ -325,5 +325,6 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     assert "ServiceDown summary sentence." in text
     assert "ServiceDown on api described." in text
     assert f"Runbook: {RUNBOOK}#servicedown" in text
-    assert "Grafana: http://127.0.0.1:3000/d/apollonia-overview?var-env=compose" in text
+    assert ("Grafana: http://127.0.0.1:3000/d/apollonia-overview?var-env=compose&var-service=api"
+            "&from=now-1h&to=now") in text
     assert "Source: http://127.0.0.1:9090/graph?g0.expr=up" in text
