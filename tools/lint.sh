@@ -44,7 +44,8 @@ check "promtool check rules --lint=all --lint-fatal" \
 mkdir -p "$work/am"
 cp -r alertmanager/. "$work/am/"
 [ -d alertmanager/secrets.example ] && cp -r alertmanager/secrets.example "$work/am/secrets"
-check "amtool check-config" amtool check-config "$work/am/alertmanager.yml"
+# Its *_file secrets resolve against the working directory: check from there.
+check "amtool check-config" sh -c 'cd "$1" && amtool check-config alertmanager.yml' sh "$work/am"
 
 check "yamllint" yamllint --strict .
 check "JSON files parse" python3 -c '
