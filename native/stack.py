@@ -400,6 +400,20 @@ def down(timeout: float = 60.0) -> bool:
     raise NativeError(f"supervisord (pid {pid}) still running after {timeout:.0f}s")
 
 
+def reset_alertmanager_state() -> None:
+    """Restart Alertmanager without its notification log (silences are kept).
+
+    For tests and benchmarks: an alert that fired shortly before (e.g. in the previous test
+    run) would otherwise be deduplicated for repeat_interval or wait for its old group's
+    group_interval, and a measurement would time something else.
+    """
+    ctl("stop", "alertmanager", check=True)
+    (RUN / "alertmanager/data/nflog").unlink(missing_ok=True)
+    ctl("start", "alertmanager", check=True)
+    if wait_ready(["alertmanager"], timeout=30):
+        raise NativeError(f"alertmanager not ready after restart:\n{log_tail('alertmanager')}")
+
+
 def banner() -> str:
     rows = ["Native run is up (state in .run/, logs in .run/logs/):"]
     for comp in components():

@@ -95,6 +95,11 @@ def _sink_first(sink: str, since: float, alertname: str, **labels: str) -> float
 def _require_native() -> None:
     if not native.supervisor_running():
         raise SystemExit("notify_benchmark: the native run is not up (make up-native)")
+    missing = native.wait_ready(timeout=30)
+    if missing:
+        raise SystemExit(f"notify_benchmark: not ready: {missing}")
+    # A fresh notification log and no old aggregation groups, so group_wait applies.
+    native.reset_alertmanager_state()
 
 
 # --- stop the api -> ServiceDown ---------------------------------------------------------
@@ -139,6 +144,13 @@ def error_burn(timeout: float = 420) -> Figure:
     history = min(3600.0, time.time() - start)
     budget = 14.4 * (1 - 0.999)
     window_s = budget * history / (1 - budget)
+    active = [a for a in httpx.get(f"{PROM}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+              if a["labels"].get("alertname") == rule.name and a["labels"].get("service") == "api"]
+    if active:
+        raise SystemExit(
+            f"notify_benchmark: {rule.name} is already {active[0]['state']} (errors in the last"
+            " hour, e.g. from the integration suite): nothing to measure. Start from fresh data:"
+            " make down && rm -rf .run/prometheus/data && make up-native")
     t0 = time.time()
     httpx.post(f"{API}/admin/faults", json={"error_ratio": 1.0}, timeout=5).raise_for_status()
     try:
@@ -191,9 +203,9 @@ def first_notify(prom_flags: list[str], am_after: float = -1.0) -> dict[str, flo
     logs = base / "logs"
     logs.mkdir()
 
-    def spawn(name: str, cmd: list[str]) -> subprocess.Popen:
+    def spawn(name: str, cmd: list[str], cwd: Path = ROOT) -> subprocess.Popen:
         out = open(logs / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                                 start_new_session=True)
         procs.append(proc)
         return proc
@@ -211,8 +223,9 @@ def first_notify(prom_flags: list[str], am_after: float = -1.0) -> dict[str, flo
             f"--storage.path={base}/alertmanager/data",
             f"--web.listen-address=127.0.0.1:{BENCH['am']}", "--cluster.listen-address=",
         ]
+        am_dir = base / "alertmanager"  # url_file paths are relative to the working dir
         if am_after < 0:
-            spawn("alertmanager", am_cmd)
+            spawn("alertmanager", am_cmd, am_dir)
         for url in (f"{sink}/health", *([f"{am}/-/ready"] if am_after < 0 else [])):
             if not _wait(lambda u=url: _ok(u), 30):
                 raise SystemExit(f"notify_benchmark: {url} not ready")
@@ -224,12 +237,16 @@ def first_notify(prom_flags: list[str], am_after: float = -1.0) -> dict[str, flo
         ])
         if am_after >= 0:
             time.sleep(am_after)
-            spawn("alertmanager", am_cmd)
+            spawn("alertmanager", am_cmd, am_dir)
         marks: dict[str, float] = {}
         deadline = time.time() + 240
         while time.time() < deadline and "webhook" not in marks:
             if "ready" not in marks and _ok(f"{prom}/-/ready"):
                 marks["ready"] = time.time() - t0
+            if "ready" in marks and "discovered" not in marks:
+                ams = _get(f"{prom}/api/v1/alertmanagers")
+                if ams and ams["data"]["activeAlertmanagers"]:
+                    marks["discovered"] = time.time() - t0
             if "ready" in marks and "firing" not in marks:
                 alerts = _get(f"{prom}/api/v1/alerts")
                 for a in (alerts or {}).get("data", {}).get("alerts", []):
@@ -243,10 +260,6 @@ def first_notify(prom_flags: list[str], am_after: float = -1.0) -> dict[str, flo
             if received:
                 marks["webhook"] = received - t0
             time.sleep(0.2)
-        sent = _get(f"{prom}/api/v1/query",
-                    params={"query": "prometheus_notifications_sent_total"})
-        if sent and sent["data"]["result"]:
-            marks["sent_total"] = float(sent["data"]["result"][0]["value"][1])
         return marks
     finally:
         for proc in reversed(procs):
@@ -297,7 +310,8 @@ def first_notify_report(runs: int, prom_flags: list[str], am_after: float) -> li
             f"Prometheus start -> first Watchdog webhook{flags}",
             m["webhook"], route.group_wait, None,
             f"ready {m.get('ready', 0):.1f}s, Watchdog firing (1st eval) {m.get('firing', 0):.1f}s,"
-            f" in Alertmanager {m.get('alertmanager', 0):.1f}s, webhook {m['webhook']:.1f}s"
+            f" Alertmanager discovered {m.get('discovered', 0):.1f}s,"
+            f" alert in Alertmanager {m.get('alertmanager', 0):.1f}s, webhook {m['webhook']:.1f}s"
             f" (eval interval {ev:.0f}s, group_wait {route.group_wait:.0f}s)",
         ))
     return figures
