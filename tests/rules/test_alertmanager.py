@@ -285,9 +285,15 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
         _alert("HighErrorRate", "warning", "analyzer"),  # inhibited by its critical twin
         _alert("ApiErrorBudgetLow", "info", "api", slo="availability"),  # no notification
         _alert("Watchdog", "info", "prometheus"),
+        _alert("PostgresDown", "critical", "postgres"),
+        _alert("SlowDatabaseQueries", "warning", "api"),  # inhibited: the database is down
+        _alert("RedisDown", "critical", "redis"),
+        _alert("LowCacheHitRate", "warning", "api"),  # inhibited: the cache is down
     ]
+    sources = [a for a in alerts if a["labels"]["alertname"] in
+               ("ServiceDown", "PostgresDown", "RedisDown")] + alerts[2:3]
     # Sources first, so the inhibition is in place when the targets arrive.
-    httpx.post(f"{url}/api/v2/alerts", json=alerts[:1] + alerts[2:3], timeout=5).raise_for_status()
+    httpx.post(f"{url}/api/v2/alerts", json=sources, timeout=5).raise_for_status()
     time.sleep(0.5)
     httpx.post(f"{url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
 
@@ -296,7 +302,7 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
 
     deadline = time.time() + 20
     while time.time() < deadline and not (delivered("/heartbeat") and delivered("/chat-critical")
-                                          and len(delivered("/critical")) >= 2):
+                                          and len(delivered("/critical")) >= 4):
         time.sleep(0.2)
 
     # Inhibition, as Alertmanager reports it.
@@ -304,7 +310,9 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     inhibited = {(a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"])
                  for a in state if a["status"]["inhibitedBy"]}
     assert inhibited == {("HighErrorRate", "api", "critical"),
-                         ("HighErrorRate", "analyzer", "warning")}, state
+                         ("HighErrorRate", "analyzer", "warning"),
+                         ("SlowDatabaseQueries", "api", "warning"),
+                         ("LowCacheHitRate", "api", "warning")}, state
 
     # Webhook receivers: which alerts reached which receiver.
     sent = {(p, a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"])
@@ -312,6 +320,8 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     assert ("/heartbeat", "Watchdog", "prometheus", "info") in sent
     assert ("/critical", "ServiceDown", "api", "critical") in sent
     assert ("/critical", "HighErrorRate", "analyzer", "critical") in sent
+    assert ("/critical", "PostgresDown", "postgres", "critical") in sent
+    assert ("/critical", "RedisDown", "redis", "critical") in sent
     assert not [s for s in sent if s[1] == "HighErrorRate" and s[2] == "api"], sent
     assert not [s for s in sent if s[3] == "warning" or s[1] == "ApiErrorBudgetLow"], sent
     assert not [s for s in sent if s[1] == "Watchdog" and s[0] != "/heartbeat"], sent
