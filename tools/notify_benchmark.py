@@ -2,7 +2,7 @@
 
     python -m tools.notify_benchmark service-down   # stop the api -> ServiceDown at the sink
     python -m tools.notify_benchmark error-burn     # 100% api errors -> ApiErrorBudgetBurn page
-    python -m tools.notify_benchmark first-notify [--runs 3] [-- <extra prometheus flags>]
+    python -m tools.notify_benchmark first-notify [--runs 3] [--prometheus-flag=--x=y ...]
                                                     # Prometheus start -> first Watchdog webhook
     python -m tools.notify_benchmark all
 
@@ -325,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--am-after", type=float, default=-1.0, metavar="SECONDS",
                         help="first-notify: start Alertmanager this long after Prometheus "
                              "(default: Alertmanager ready first)")
-    parser.add_argument("prom_flags", nargs="*", help="extra Prometheus flags for first-notify")
+    parser.add_argument("--prometheus-flag", dest="prom_flags", action="append", default=[],
+                        metavar="FLAG", help="first-notify: extra Prometheus flag (repeatable),"
+                        " e.g. --prometheus-flag=--rules.alert.resend-delay=10s")
     args = parser.parse_args(argv)
     figures: list[Figure] = []
     if args.path in ("first-notify", "all"):
