@@ -43,6 +43,7 @@ from tests.integration.alerting import (  # noqa: E402
     evaluation_interval,
     routes_for,
     scrape_interval,
+    seconds,
 )
 
 PROM = "http://127.0.0.1:9090"
@@ -298,6 +299,13 @@ def first_notify_report(runs: int, prom_flags: list[str], am_after: float) -> li
     rule = alert_rule("Watchdog")
     route = routes_for({"alertname": "Watchdog", **rule.labels})[0]
     ev = evaluation_interval()
+    resend = 60.0  # Prometheus default --rules.alert.resend-delay
+    for flag in prom_flags:
+        if flag.startswith("--rules.alert.resend-delay="):
+            resend = seconds(flag.split("=", 1)[1])
+    # A send lost before the notifier knows any Alertmanager is repeated on the first
+    # evaluation strictly later than resend-delay: floor(resend / ev) + 1 intervals.
+    retry = (resend // ev + 1) * ev
     figures = []
     for i in range(runs):
         m = first_notify(prom_flags, am_after)
@@ -308,11 +316,12 @@ def first_notify_report(runs: int, prom_flags: list[str], am_after: float) -> li
             flags += f" (Alertmanager started {am_after:.0f}s after Prometheus)"
         figures.append(Figure(
             f"Prometheus start -> first Watchdog webhook{flags}",
-            m["webhook"], route.group_wait, None,
+            m["webhook"], route.group_wait, ev + retry + route.group_wait,
             f"ready {m.get('ready', 0):.1f}s, Watchdog firing (1st eval) {m.get('firing', 0):.1f}s,"
             f" Alertmanager discovered {m.get('discovered', 0):.1f}s,"
             f" alert in Alertmanager {m.get('alertmanager', 0):.1f}s, webhook {m['webhook']:.1f}s"
-            f" (eval interval {ev:.0f}s, group_wait {route.group_wait:.0f}s)",
+            f" (eval interval {ev:.0f}s, lost-first-send retry after {retry:.0f}s,"
+            f" group_wait {route.group_wait:.0f}s)",
         ))
     return figures
 

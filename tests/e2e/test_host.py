@@ -88,8 +88,12 @@ def hosts(backend: str, stack):  # noqa: ANN001,ARG001 - `stack` makes sure it i
         pytest.skip("compose backend needs the docker client")
     out = {}
     for name in COMPONENTS:
-        cid = subprocess.run([docker, "compose", "ps", "-q", name], capture_output=True,
-                             text=True, cwd=ROOT, timeout=30).stdout.strip()
+        # By compose labels: independent of which profiles the stack was started with.
+        cid = subprocess.run(
+            [docker, "ps", "-q", "--filter", "label=com.docker.compose.project=apollonia",
+             "--filter", f"label=com.docker.compose.service={name}"],
+            capture_output=True, text=True, timeout=30,
+        ).stdout.strip().split("\n")[0]
         # PID 1 of the container is the component (no init wrapper in these images).
         out[name] = (testinfra.get_host(f"docker://{cid}"), 1) if cid else (None, None)
     return out
