@@ -132,7 +132,8 @@ NEEDS_DOCKER = {
     "Jaeger": "traces (jaeger/)",
     "Fluent Bit": "log shipping (fluent-bit/)",
     "Elasticsearch": "log storage (elasticsearch/)",
-    "PostgreSQL, Redis, RabbitMQ + exporters, cAdvisor": "demo dependencies",
+    "Demo dependencies": "PostgreSQL, Redis, RabbitMQ, their exporters, cAdvisor"
+    " (the workload uses in-process stand-ins)",
 }
 
 
@@ -361,6 +362,8 @@ def port_busy(port: int) -> bool:
 
 
 def up(timeout: float = 90.0) -> None:
+    for tool in ("prometheus", "alertmanager", "node-exporter", "blackbox-exporter"):
+        _require(TOOLS / tool, "run `make bootstrap` to install the pinned Debian builds")
     prepare()
     if supervisor_running():
         # Already up: pick up config changes and start anything stopped.
