@@ -53,12 +53,12 @@ test-rules: tools ## Run the promtool rule unit tests (the same command users' C
 	promtool test rules tests/rules/*.test.yml
 
 smoke: bootstrap ## Smoke suite against the running compose stack (needs a Docker host)
-	$(PY) -m pytest tests/smoke tests/e2e --backend=compose
+	$(PY) -m pytest tests/smoke tests/e2e tests/grafana/test_panels_live.py --backend=compose
 
 # --- Running the stack ---------------------------------------------------------
 
 .PHONY: up up-compose up-native down down-native clean logs ps reload secrets
-up: bootstrap ## Start the stack (compose with the demo profile; native processes without a Docker engine)
+up: ## Start the stack (compose with the demo profile; native processes without a Docker engine)
 ifeq ($(DOCKER_ENGINE),yes)
 	@$(MAKE) --no-print-directory up-compose
 else
@@ -102,12 +102,18 @@ else
 	$(PY) -m native status
 endif
 
+# Basic auth is enforced only on staging; sending it is harmless elsewhere. The password
+# goes to curl on stdin (-K-), never on a command line that `ps` shows.
+AUTH_FILE := $(firstword $(wildcard secrets/basic_auth_password .run/prometheus/secrets/basic_auth_password))
 reload: lint ## Lint, then reload Prometheus and Alertmanager configs in place
-	curl -fsS -X POST http://127.0.0.1:9090/-/reload && echo "prometheus: reloaded"
-	curl -fsS -X POST http://127.0.0.1:9093/-/reload && echo "alertmanager: reloaded"
+	@for target in prometheus=9090 alertmanager=9093; do \
+	  { [ -n "$(AUTH_FILE)" ] && printf 'user = "admin:%s"\n' "$$(cat $(AUTH_FILE))"; true; } \
+	    | curl -fsS -K- -X POST "http://127.0.0.1:$${target#*=}/-/reload" && echo "$${target%=*}: reloaded"; \
+	done
 
-secrets: venv ## Generate missing secrets in secrets/ (random, git-ignored, never printed)
-	$(PY) -m tools.secrets
+# Runs with the system python3 on a Docker host that has no virtualenv (staging).
+secrets: ## Generate missing secrets in secrets/ (random, git-ignored, never printed)
+	$(if $(wildcard $(PY)),$(PY),python3) -m tools.secrets
 
 # --- Dashboards, hardening, release ------------------------------------------
 
@@ -121,6 +127,9 @@ doctor: venv ## Preflight checks for a Docker host (pass/fail per line, with the
 bundle: bootstrap ## Versioned tarball for a staging host in dist/
 	$(PY) -m tools.bundle
 
-.PHONY: diagnose
+.PHONY: diagnose benchmark
 diagnose: venv ## Run the automated diagnosis queries against Prometheus on 127.0.0.1:9090
 	$(PY) -m tools.diagnose
+
+benchmark: venv ## Time-to-notify figures against the native run (make up-native first)
+	$(PY) -m tools.notify_benchmark all

@@ -25,6 +25,7 @@ integration tests need (stop the api, restart Prometheus).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def components() -> list[Component]:
             "prometheus", 9090, "/-/ready",
             f"{tools}/prometheus --config.file={RUN}/prometheus/prometheus.yml"
             f" --storage.tsdb.path={RUN}/prometheus/data --web.listen-address={HOST}:9090"
-            " --web.enable-lifecycle",
+            " --web.enable-lifecycle --enable-feature=exemplar-storage",
             "Prometheus",
         ),
     ]
@@ -174,6 +175,13 @@ def prepare_prometheus() -> None:
         old.unlink()
     for src in sorted((ROOT / "prometheus/rules").glob("*.yml")):
         _link(rules / src.name, src)
+    # prometheus.yml sends basic auth to Prometheus and Alertmanager (enforced only on
+    # staging); natively nothing checks it, but the password file must exist.
+    secret = base / "secrets" / "basic_auth_password"
+    if not secret.exists():
+        secret.parent.mkdir(mode=0o700, exist_ok=True)
+        secret.write_text(secrets.token_urlsafe(24) + "\n")
+        secret.chmod(0o600)
 
 
 def write_sink_urls(secrets_dir: Path, sink_url: str = SINK_URL) -> list[str]:
