@@ -59,7 +59,7 @@ INSTALL_SH = """#!/bin/sh
 #      URLs into secrets/alertmanager/ and real DB passwords before or after),
 #   2. the doctor: every FAIL line says how to fix it; nothing starts until all pass,
 #   3. make up with the staging overlay and without the demo profile.
-# See docs/staging.md.
+# See README, "Deploying to a staging host".
 set -eu
 cd "$(dirname "$0")"
 if ! sha256sum --quiet -c SHA256SUMS; then
