@@ -17,23 +17,18 @@ from typing import Any
 
 import yaml
 
+from tests.rules.ruleset import seconds as duration_seconds
+
 ROOT = Path(__file__).resolve().parents[2]
 AMTOOL = ROOT / ".tools/bin/amtool"
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
 def seconds(duration: str | int | float | None, default: float = 0.0) -> float:
-    """Prometheus duration ("1m30s") -> seconds."""
+    """Prometheus duration ("1m30s") or a number of seconds -> seconds."""
     if duration is None:
         return default
     if isinstance(duration, int | float):
         return float(duration)
-    parts = _DURATION.findall(duration)
-    if not parts:
-        raise ValueError(f"not a duration: {duration!r}")
-    return sum(float(n) * _UNIT[u] for n, u in parts)
+    return duration_seconds(duration)
 
 
 @dataclass(frozen=True)
