@@ -189,16 +189,17 @@ def test_jobs_flow_through_rabbitmq(rabbitmq_url: str) -> None:
         async with stack(api_config=config) as s:
             for _ in range(3):
                 await upload(s.api_client, "wav")
-            predictions = 0.0
+            predictions, consumed = 0.0, []
+            # The consumer's span ends after the analyzer answered: wait for both.
             for _ in range(50):
                 await asyncio.sleep(0.1)
                 predictions = sum(v for k, v in samples(s.analyzer).items()
                                   if k[0] == "ml_model_prediction_duration_seconds_count")
-                if predictions >= 6:
+                consumed = [sp for sp in s.api_spans.get_finished_spans()
+                            if sp.name == "analyzer_queue process"]
+                if predictions >= 6 and len(consumed) >= 3:
                     break
             assert predictions == 6, "3 queued jobs x 2 models should reach the analyzer"
-            consumed = [sp for sp in s.api_spans.get_finished_spans()
-                        if sp.name == "analyzer_queue process"]
             assert len(consumed) == 3
             health = (await s.api_client.get("/health")).json()["checks"]["message_queue"]
             assert health["status"] == "healthy"
