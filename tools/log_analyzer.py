@@ -142,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"log_analyzer: {p}: {exc.strerror}", file=sys.stderr)
             return 2
-    json.dump(analyze(lines), sys.stdout, indent=2, default=str)
-    print()
+    try:
+        json.dump(analyze(lines), sys.stdout, indent=2, default=str)
+        print()
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped early: not an error
+        sys.stderr.close()
     return 0
 
 
