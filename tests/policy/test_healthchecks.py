@@ -143,7 +143,7 @@ def status_server() -> Iterator[int]:
 @pytest.mark.timeout(60)
 def test_blackbox_http_2xx_module(tmp_path: Path, status_server: int) -> None:
     if not (TOOLS / "blackbox-exporter").exists():
-        pytest.skip("blackbox-exporter not in .tools/bin (make bootstrap)")
+        pytest.fail("blackbox-exporter not in .tools/bin (make bootstrap)")
     port = _free_port()
     proc = subprocess.Popen(
         _argv(tmp_path, "blackbox-exporter", port),

@@ -105,7 +105,7 @@ def _free_port() -> int:
 def test_staging_web_configs_enforce_basic_auth(bundle: Path, tmp_path: Path) -> None:
     """The rendered web configs pass promtool and make a real Prometheus demand the password."""
     if not (TOOLS / "prometheus").exists():
-        pytest.skip("prometheus/promtool not in .tools/bin (make bootstrap)")
+        pytest.fail("prometheus/promtool not in .tools/bin (make bootstrap)")
     secrets_tool.ensure(bundle)
     root = bundle / "secrets"
     check = subprocess.run(
