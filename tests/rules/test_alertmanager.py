@@ -209,7 +209,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def live_am(am_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, type]]:
     if not ruleset.ALERTMANAGER.exists():
-        pytest.skip("alertmanager not installed: run `make bootstrap`")
+        pytest.fail("alertmanager not installed: run `make bootstrap`")
     capture = type("Capture", (_Capture,), {"posts": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), capture)
     threading.Thread(target=server.serve_forever, daemon=True).start()
