@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian-built tools the tests run for real (Prometheus, promtool,
-# Alertmanager, amtool, node-exporter, blackbox-exporter, docker-compose) into
+# Alertmanager, amtool, node-exporter, blackbox-exporter, docker-compose,
+# VictoriaMetrics and vmauth) into
 # .tools/ without touching system packages: a private apt state directory,
 # `apt-get download` of pinned versions from testing/unstable, `dpkg -x`.
 #
@@ -24,6 +25,11 @@ pins=(
   "prometheus-node-exporter=1.11.1-3      usr/bin/prometheus-node-exporter      node-exporter      NODE_EXPORTER   1.11.1"
   "prometheus-blackbox-exporter=0.28.0-2  usr/bin/prometheus-blackbox-exporter  blackbox-exporter  BLACKBOX_EXPORTER 0.28.0"
   "docker-compose=2.40.3-3                usr/libexec/docker/cli-plugins/docker-compose docker-compose DOCKER_COMPOSE 2.40.3"
+  # Long-term store of the scale profile (single-node server) and the agents' authenticating
+  # proxy. Debian builds them without version info (`-version` prints nothing), so they are
+  # never picked up from PATH: tests/foundation checks the unpacked package's version instead.
+  "victoria-metrics=1.145.0+ds1-2         usr/bin/victoria-metrics              victoria-metrics   VICTORIA_METRICS 1.145.0"
+  "victoria-metrics=1.145.0+ds1-2         usr/bin/vmauth                        vmauth             VMAUTH          1.145.0"
 )
 suites="unstable testing"
 
