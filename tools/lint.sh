@@ -20,23 +20,48 @@ check() { # check "name" command...
   fi
 }
 
-# Compose: the stack, the demo profile, and the staging overlay, fully offline.
-# Secrets are files the stack reads at run time; config only needs the paths.
-for files in "compose.yaml" "compose.yaml compose.staging.yaml"; do
+# Compose: the stack, the demo profile, the staging and scale overlays, and the remote
+# host's agent profile, fully offline. Secrets are files the stack reads at run time;
+# config only needs the paths.
+for files in "compose.yaml" "compose.yaml compose.staging.yaml" "compose.yaml compose.scale.yaml" \
+    "compose.agent.yaml"; do
   args=(); for f in $files; do args+=(-f "$f"); done
   check "docker-compose config ($files)" docker-compose "${args[@]}" --profile demo config -q
 done
 
-# Prometheus: the one prometheus.yml against each environment's inventory, laid
-# out as compose and the native run lay it out (inventory/ next to the config).
-for env_dir in prometheus/targets/*/; do
-  env=$(basename "$env_dir")
-  mkdir -p "$work/prom-$env"
-  ln -s "$PWD/prometheus/prometheus.yml" "$work/prom-$env/prometheus.yml"
-  ln -s "$PWD/prometheus/rules" "$work/prom-$env/rules"
-  ln -s "$PWD/$env_dir" "$work/prom-$env/inventory"
-  check "promtool check config ($env inventory)" promtool check config "$work/prom-$env/prometheus.yml"
+# Prometheus: each config against each inventory it runs with, laid out as compose and
+# the native run lay it out (scrape-configs.yml, rules/ and inventory/ next to the
+# config; an environment's scale/ or remote/ files linked over its own).
+promcheck() { # promcheck CONFIG NAME INVENTORY-DIR... [-- promtool flags]
+  local config=$1 name=$2; shift 2
+  local dir="$work/$name" flags=()
+  mkdir -p "$dir/inventory"
+  ln -s "$PWD/prometheus/$config" "$dir/$config"
+  ln -s "$PWD/prometheus/scrape-configs.yml" "$dir/scrape-configs.yml"
+  ln -s "$PWD/prometheus/rules" "$dir/rules"
+  while [ $# -gt 0 ]; do
+    if [ "$1" = -- ]; then shift; flags=("$@"); break; fi
+    for f in "$1"/*.yml; do ln -sf "$PWD/$f" "$dir/inventory/"; done
+    shift
+  done
+  check "promtool check config ($name)" promtool check config "${flags[@]}" "$dir/$config"
+}
+for env in compose native staging; do
+  promcheck prometheus.yml "prometheus.yml, $env inventory" "prometheus/targets/$env"
 done
+for env in compose native; do
+  promcheck prometheus-ha.yml "prometheus-ha.yml, $env scale inventory" \
+    "prometheus/targets/$env" "prometheus/targets/$env/scale"
+done
+promcheck agent.yml "agent.yml, remote inventory" prometheus/targets/remote -- --agent
+promcheck agent.yml "agent.yml, native remote inventory" prometheus/targets/native/remote -- --agent
+
+# VictoriaMetrics (the scale profile's store): the real binaries check their configs.
+check "victoria-metrics -dryRun (victoriametrics/relabel.yml)" \
+  victoria-metrics -dryRun -relabelConfig=victoriametrics/relabel.yml
+check "vmauth -dryRun (victoriametrics/vmauth.yml)" env AGENT_REMOTE_WRITE_PASSWORD=lint \
+  STORE_WRITE_URL=http://vminsert:8480/insert/0/prometheus/ \
+  vmauth -dryRun -auth.config=victoriametrics/vmauth.yml
 check "promtool check rules --lint=all --lint-fatal" \
   promtool check rules --lint=all --lint-fatal prometheus/rules/*.yml
 

@@ -8,7 +8,8 @@ printed; the README says how to read one (e.g. `cat secrets/grafana_admin_passwo
 
 Layout (what compose.yaml and compose.staging.yaml mount):
   grafana_admin_password, elasticsearch_password, postgres_password,
-  rabbitmq_password, basic_auth_password        random passwords, one per file
+  rabbitmq_password, basic_auth_password,
+  agent_remote_write_password                   random passwords, one per file
   database_url, rabbitmq_url                    the demo workload's DSNs (with those passwords)
   rabbitmq/20-credentials.conf                  RabbitMQ default user (no *_FILE support)
   alertmanager/                                 receiver secrets, from alertmanager/secrets.example/
@@ -37,6 +38,9 @@ PASSWORDS = (
     "postgres_password",
     "rabbitmq_password",
     "basic_auth_password",
+    # Remote hosts' remote-write password (vmauth, compose.scale.yaml / compose.agent.yaml):
+    # copy the central host's file to each remote host.
+    "agent_remote_write_password",
 )
 BASIC_AUTH_USER = "admin"
 RABBITMQ_USER = "apollonia"

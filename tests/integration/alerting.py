@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from tests import prometheus_config as prometheus_config_file
 from tests.rules.ruleset import seconds as duration_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,8 @@ class AlertRule:
 
 
 def prometheus_config() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    """prometheus.yml with the jobs of scrape-configs.yml merged in."""
+    return prometheus_config_file.load()
 
 
 def scrape_interval(job: str) -> float:

@@ -43,6 +43,7 @@ from tests.integration.alerting import (
     am_config,
     amtool_receivers,
     evaluation_interval,
+    prometheus_config,
     routes_for,
     scrape_interval,
     wait_for,
@@ -131,7 +132,7 @@ def native_inventory() -> set[tuple[str, str]]:
     """(job, instance) of every target in prometheus/targets/native/."""
     expected = set()
     inv = ROOT / "prometheus/targets/native"
-    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    cfg = prometheus_config()
     for sc in cfg["scrape_configs"]:
         job = sc["job_name"]
         for sd in sc.get("file_sd_configs", []):

@@ -260,11 +260,11 @@ def test_prometheus_authenticates_where_staging_demands_it(staging_config: dict[
     prometheus.yml must send it to both (else alerts never leave and the self-scrape
     fails). password_file is relative to prometheus.yml: compose mounts
     secrets/basic_auth_password at /etc/prometheus/secrets/basic_auth_password."""
-    import yaml
+    from tests import prometheus_config
 
     command = " ".join(staging_config["services"]["prometheus"]["command"])
     assert "--web.config.file=" in command
-    doc = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    doc = prometheus_config.load(REPO / "prometheus" / "prometheus.yml")
     wanted = {"username": "admin", "password_file": "secrets/basic_auth_password"}
     blocks = {
         "alerting.alertmanagers[0]": doc["alerting"]["alertmanagers"][0],

@@ -112,8 +112,11 @@ def loaded_rule_files(test_file: Path) -> dict[str, list[Path]]:
 
 
 def scrape_intervals() -> dict[str, float]:
-    """job -> scrape interval in seconds, read from prometheus/prometheus.yml."""
-    cfg = load_yaml(PROMETHEUS_YML)
+    """job -> scrape interval in seconds, read from prometheus/prometheus.yml (its jobs are in
+    scrape-configs.yml)."""
+    from tests import prometheus_config
+
+    cfg = prometheus_config.load(PROMETHEUS_YML)
     default = seconds(cfg.get("global", {}).get("scrape_interval", "1m"))
     return {
         sc["job_name"]: seconds(sc.get("scrape_interval")) or default
