@@ -30,6 +30,10 @@ ROOT_REASON_LABEL = "org.apollonia.root-reason"
 HOST_PATHS = {"/", "/sys", "/var/lib/docker", "/var/run/docker.sock", "/dev/disk"}
 # Whole stack + demo must fit a 4 GB VM with room left for the OS and page cache.
 MEMORY_BUDGET_BYTES = int(3.5 * 1024**3)
+# The scale profile (compose.yaml + compose.scale.yaml + demo) is for an 8 GB host; a remote
+# host's agent profile (compose.agent.yaml) must stay small next to what that host runs.
+SCALE_MEMORY_BUDGET_BYTES = 6 * 1024**3
+AGENT_MEMORY_BUDGET_BYTES = 512 * 1024**2
 
 
 # --- rendering -----------------------------------------------------------------
@@ -90,6 +94,53 @@ def listening_ports(svc: Mapping[str, Any]) -> set[int]:
     ports = {int(str(p).split("/")[0]) for p in svc.get("expose") or []}
     ports |= {int(p["target"]) for p in svc.get("ports") or []}
     return ports
+
+
+class ComposeTag:
+    """A value carrying one of Compose's merge tags (`!override`, `!reset`), which PyYAML
+    does not know: kept so a loaded overlay can be written back unchanged."""
+
+    def __init__(self, tag: str, value: Any) -> None:
+        self.tag, self.value = tag, value
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    pass
+
+
+class _ComposeDumper(yaml.SafeDumper):
+    pass
+
+
+def _construct_tag(loader: yaml.SafeLoader, node: yaml.Node) -> ComposeTag:
+    if isinstance(node, yaml.SequenceNode):
+        value: Any = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)
+    return ComposeTag(node.tag, value)
+
+
+def _represent_tag(dumper: yaml.SafeDumper, data: ComposeTag) -> yaml.Node:
+    if isinstance(data.value, list):
+        return dumper.represent_sequence(data.tag, data.value)
+    if isinstance(data.value, dict):
+        return dumper.represent_mapping(data.tag, data.value)
+    return dumper.represent_scalar(data.tag, str(data.value))
+
+
+for _tag in ("!override", "!reset"):
+    _ComposeLoader.add_constructor(_tag, _construct_tag)
+_ComposeDumper.add_representer(ComposeTag, _represent_tag)
+
+
+def load_compose_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ComposeLoader)
+
+
+def dump_compose_yaml(doc: Any) -> str:
+    return yaml.dump(doc, Dumper=_ComposeDumper, sort_keys=False)
 
 
 # --- rules -----------------------------------------------------------------------
@@ -242,7 +293,7 @@ def default_credentials(cfg: Config) -> list[str]:
     return bad
 
 
-def weak_hardening(cfg: Config) -> list[str]:
+def weak_hardening(cfg: Config, budget: int = MEMORY_BUDGET_BYTES) -> list[str]:
     bad = []
     total = 0
     for name, svc in services(cfg).items():
@@ -269,10 +320,10 @@ def weak_hardening(cfg: Config) -> list[str]:
         async_fluentd = logging.get("driver") == "fluentd" and opts.get("fluentd-async") == "true"
         if not (rotated or async_fluentd):
             bad.append(f"{name}: logs not rotated (json-file with max-size) nor async fluentd")
-    if total > MEMORY_BUDGET_BYTES:
+    if total > budget:
         bad.append(
             f"memory limits add up to {total / 1024**3:.2f} GiB, over the "
-            f"{MEMORY_BUDGET_BYTES / 1024**3:.1f} GiB that fits a 4 GB VM"
+            f"{budget / 1024**3:.1f} GiB budget of this profile"
         )
     return bad
 
@@ -405,10 +456,16 @@ def local_secret_values(repo: Path = REPO) -> list[str]:
 
 
 def env_example_mismatches(compose_text: str, env_example_text: str) -> list[str]:
-    """The image pins in .env.example and the defaults in compose.yaml must agree."""
-    defaults = dict(re.findall(r"\$\{([A-Z0-9_]+_IMAGE):-([^}]+)\}", compose_text))
+    """The image pins in .env.example and the defaults in the compose files must agree (and
+    every file that uses a pin must give it the same default). `compose_text`: the compose
+    files concatenated."""
+    found = re.findall(r"\$\{([A-Z0-9_]+_IMAGE):-([^}]+)\}", compose_text)
+    defaults = dict(found)
     listed = dict(re.findall(r"^([A-Z0-9_]+_IMAGE)=(\S+)$", env_example_text, re.M))
     bad = []
+    for key, value in sorted(set(found)):
+        if defaults[key] != value:
+            bad.append(f"{key}: the compose files pin both {defaults[key]} and {value}")
     for key, value in defaults.items():
         if listed.get(key) != value:
             bad.append(f"{key}: compose.yaml pins {value}, .env.example has {listed.get(key)}")

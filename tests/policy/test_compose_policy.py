@@ -1,4 +1,5 @@
-"""Policy tests on compose.yaml and compose.staging.yaml.
+"""Policy tests on compose.yaml and its overlays (compose.staging.yaml, compose.scale.yaml)
+and on the remote host's compose.agent.yaml.
 
 Each rule is checked twice: the real configuration must satisfy it, and a mutated
 copy that breaks it must be reported (so no rule passes vacuously).
@@ -43,8 +44,18 @@ def test_no_default_or_plain_credentials(any_config: dict[str, Any]) -> None:
     assert rules.default_credentials(any_config) == []
 
 
-def test_hardening_limits_and_log_rotation(any_config: dict[str, Any]) -> None:
-    assert rules.weak_hardening(any_config) == []
+BUDGETS = {
+    "local": rules.MEMORY_BUDGET_BYTES,
+    "staging": rules.MEMORY_BUDGET_BYTES,
+    "scale": rules.SCALE_MEMORY_BUDGET_BYTES,
+    "agent": rules.AGENT_MEMORY_BUDGET_BYTES,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUDGETS))
+def test_hardening_limits_and_log_rotation(name: str, request: pytest.FixtureRequest) -> None:
+    cfg = request.getfixturevalue(f"{name}_config")
+    assert rules.weak_hardening(cfg, budget=BUDGETS[name]) == []
 
 
 def test_compose_inventory_names_services_and_ports(local_config: dict[str, Any]) -> None:
@@ -59,8 +70,32 @@ def test_grafana_datasources_name_compose_services(local_config: dict[str, Any])
     assert rules.datasource_mismatches(local_config, files) == []
 
 
+def test_scale_inventory_and_datasources_name_services(scale_config: dict[str, Any]) -> None:
+    """The scale profile's inventory (compose/, with compose/scale/ mounted over it) and its
+    Grafana data sources name services and ports of compose.yaml + compose.scale.yaml."""
+    inventory = REPO / "prometheus" / "targets" / "compose"
+    assert rules.inventory_mismatches(scale_config, inventory) == []
+    assert rules.inventory_mismatches(scale_config, inventory / "scale") == []
+    # Each scale/ file is mounted over its compose/ namesake in both replicas.
+    for name in ("prometheus", "prometheus-b"):
+        mounts = {v["target"]: v["source"] for v in scale_config["services"][name]["volumes"]}
+        for path in (inventory / "scale").glob("*.yml"):
+            assert mounts.get(f"/etc/prometheus/inventory/{path.name}") == str(path), name
+    files = [REPO / "grafana" / "scale" / "datasources.yml"]
+    assert rules.datasource_mismatches(scale_config, files) == []
+    grafana = {v["target"]: v["source"] for v in scale_config["services"]["grafana"]["volumes"]}
+    slot = "/etc/grafana/provisioning/datasources/scale.yml"
+    assert grafana[slot] == str(files[0])
+    # The slot must exist in the read-only provisioning mount (Docker cannot create it).
+    assert (REPO / "grafana/provisioning/datasources/scale.yml").is_file()
+
+
+def test_agent_inventory_names_its_services(agent_config: dict[str, Any]) -> None:
+    assert rules.inventory_mismatches(agent_config, REPO / "prometheus/targets/remote") == []
+
+
 def test_env_example_pins_match_compose() -> None:
-    compose = (REPO / "compose.yaml").read_text()
+    compose = "".join(p.read_text() for p in sorted(REPO.glob("compose*.yaml")))
     assert rules.env_example_mismatches(compose, (REPO / ".env.example").read_text()) == []
 
 
@@ -82,6 +117,16 @@ def test_bind_address_variable_opens_ports(compose_available: None) -> None:
     opened = rules.render([REPO / "compose.yaml"], env={"BIND_ADDRESS": "0.0.0.0"})
     offenders = {line.split(":")[0] for line in rules.non_loopback_ports(opened)}
     assert offenders == {"prometheus", "alertmanager", "grafana", "jaeger"}
+    # Scale profile: replica b's UI and vmauth (where remote hosts push) follow it too; the
+    # other Alertmanager replicas, their gossip port and the VictoriaMetrics cluster never.
+    scale = rules.render(
+        [REPO / "compose.yaml", REPO / "compose.scale.yaml"], env={"BIND_ADDRESS": "0.0.0.0"}
+    )
+    offenders = {line.split(":")[0] for line in rules.non_loopback_ports(scale)}
+    assert offenders == {"prometheus", "prometheus-b", "alertmanager", "grafana", "jaeger",
+                         "vmauth"}
+    agent = rules.render([REPO / "compose.agent.yaml"], env={"BIND_ADDRESS": "0.0.0.0"})
+    assert [svc.get("ports") for svc in agent["services"].values() if svc.get("ports")] == []
 
 
 # --- each rule catches its violation ---------------------------------------------------
@@ -185,6 +230,63 @@ def test_rule_catches_violation(case: str, mutated: Any, generated: set[Path]) -
     cfg = mutated(mutate)
     found = rule(cfg, generated=generated) if rule is rules.missing_bind_sources else rule(cfg)
     assert any(expected in line for line in found), found
+
+
+def _scale_svc(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return doc["services"][name]
+
+
+# The same rules, broken inside the scale overlay: they must see the overlay's services too.
+SCALE_MUTATIONS = {
+    "unpinned VictoriaMetrics image": (
+        lambda d: _scale_svc(d, "vmselect").update(image="victoriametrics/vmselect:latest"),
+        rules.unpinned_images,
+        "vmselect: image victoriametrics/vmselect:latest is not pinned",
+    ),
+    "store without healthcheck": (
+        lambda d: _scale_svc(d, "vminsert").pop("healthcheck"),
+        rules.missing_healthchecks,
+        "vminsert: no healthcheck",
+    ),
+    "gossip port published": (
+        lambda d: _scale_svc(d, "alertmanager-2").update(ports=["9094:9094"]),
+        rules.non_loopback_ports,
+        "alertmanager-2: port 9094->9094 published on 0.0.0.0",
+    ),
+    "vmstorage as root": (
+        lambda d: _scale_svc(d, "vmstorage-1").pop("user"),
+        rules.root_without_reason,
+        "vmstorage-1: runs as the image default",
+    ),
+    "store without memory limit": (
+        lambda d: _scale_svc(d, "vmauth").pop("deploy"),
+        rules.weak_hardening,
+        "vmauth: no memory limit",
+    ),
+    "agent password in the environment": (
+        lambda d: _scale_svc(d, "vmauth")["environment"].update(
+            AGENT_REMOTE_WRITE_PASSWORD="hunter2hunter2"
+        ),
+        rules.default_credentials,
+        "vmauth: AGENT_REMOTE_WRITE_PASSWORD is a plain value",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCALE_MUTATIONS))
+def test_rule_catches_violation_in_the_scale_overlay(case: str, mutated_scale: Any) -> None:
+    mutate, rule, expected = SCALE_MUTATIONS[case]
+    cfg = mutated_scale(mutate)
+    found = rule(cfg, budget=rules.SCALE_MEMORY_BUDGET_BYTES) if rule is rules.weak_hardening \
+        else rule(cfg)
+    assert any(expected in line for line in found), found
+
+
+def test_env_example_rule_catches_two_pins_for_one_image() -> None:
+    compose = ("image: ${BUSYBOX_IMAGE:-busybox:1.37.0-musl}\n"
+               "image: ${BUSYBOX_IMAGE:-busybox:1.36.1-musl}\n")
+    found = rules.env_example_mismatches(compose, "BUSYBOX_IMAGE=busybox:1.37.0-musl\n")
+    assert any("pin both" in line for line in found), found
 
 
 def test_inventory_rule_catches_unknown_service_and_port(

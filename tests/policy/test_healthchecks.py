@@ -122,6 +122,35 @@ def test_healthcheck_tracks_the_real_binary(
     )
 
 
+@pytest.mark.timeout(60)
+def test_vmauth_healthcheck_tracks_the_real_binary(
+    scale_config: dict[str, Any], tmp_path: Path
+) -> None:
+    """compose.scale.yaml's vmauth healthcheck against Debian's vmauth (same release as the
+    image) running the bundle's auth config: passes while it serves, fails once it is gone."""
+    if not (TOOLS / "vmauth").exists():
+        pytest.fail("vmauth not in .tools/bin (make bootstrap)")
+    if shutil.which("wget") is None:
+        pytest.skip("wget not available")
+    test = scale_config["services"]["vmauth"]["healthcheck"]["test"]
+    port = _free_port()
+    cmd = _local_command(test, 8427, port)
+    env = {"PATH": "/usr/bin:/bin", "AGENT_REMOTE_WRITE_PASSWORD": "healthcheck-test",
+           "STORE_WRITE_URL": "http://127.0.0.1:9/"}
+    proc = subprocess.Popen(
+        [str(TOOLS / "vmauth"), f"-auth.config={REPO / 'victoriametrics/vmauth.yml'}",
+         f"-httpListenAddr=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{port}/health")
+        assert subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert subprocess.run(cmd, capture_output=True, timeout=30).returncode != 0
+
+
 class _Status(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         code = int(self.path.strip("/") or 200)
