@@ -42,12 +42,23 @@ bootstrap: venv tools ## Everything the tests need (idempotent, cached)
 
 # --- Checks ------------------------------------------------------------------
 
-.PHONY: lint test test-rules smoke
+.PHONY: lint test test-rules test-scale smoke
 lint: bootstrap ## Static checks: compose config, promtool, amtool, yamllint, JSON
 	@tools/lint.sh
 
-test: lint ## Lint, then every pytest suite (unit, rules, policy, native integration)
-	$(PY) -m pytest tests
+# tests/scale (the scale profile's proofs) has its own ports and state (.run/scale/), so it runs
+# in a second pytest process next to the main one; its report follows the main one's.
+SCALE_LOG := .run/test-scale-fast.log
+test: lint ## Lint, then every pytest suite (unit, rules, policy, native integration, scale subset)
+	@mkdir -p .run
+	@$(PY) -m pytest tests/scale -m "not scale_full" -p no:cacheprovider >$(SCALE_LOG) 2>&1 & scale=$$!; \
+	main=0; $(PY) -m pytest tests --ignore=tests/scale || main=$$?; \
+	rc=0; wait $$scale || rc=$$?; \
+	echo "--- tests/scale: the scale profile's fast proofs, run concurrently (all: make test-scale)"; \
+	cat $(SCALE_LOG); [ $$main -eq 0 ] && [ $$rc -eq 0 ]
+
+test-scale: bootstrap ## Every proof of the scale profile (HA alerting, HA pair, store outage, agent, dashboards; ~10 min)
+	$(PY) -m pytest tests/scale
 
 test-rules: tools ## Run the promtool rule unit tests (the same command users' CI runs)
 	promtool test rules tests/rules/*.test.yml
@@ -127,9 +138,15 @@ doctor: venv ## Preflight checks for a Docker host (pass/fail per line, with the
 bundle: bootstrap ## Versioned tarball for a staging host in dist/
 	$(PY) -m tools.bundle
 
-.PHONY: diagnose benchmark
-diagnose: venv ## Run the automated diagnosis queries against Prometheus on 127.0.0.1:9090
-	$(PY) -m tools.diagnose
+.PHONY: diagnose benchmark benchmark-capacity
+# Any Prometheus API: replica b of the scale profile (PROMETHEUS_URL=http://127.0.0.1:9091 in
+# compose, :9290 natively) or the long-term store (:8428 natively) answer the same queries.
+PROMETHEUS_URL ?= http://127.0.0.1:9090
+diagnose: venv ## Run the automated diagnosis queries against Prometheus (PROMETHEUS_URL, default 127.0.0.1:9090)
+	$(PY) -m tools.diagnose --prometheus $(PROMETHEUS_URL)
 
 benchmark: venv ## Time-to-notify figures against the native run (make up-native first)
 	$(PY) -m tools.notify_benchmark all
+
+benchmark-capacity: bootstrap ## Highest sustained ingest of one Prometheus with the bundle's rules (~20 min, CPU-heavy)
+	nice -n 10 $(PY) -m tools.capacity_benchmark
