@@ -121,8 +121,12 @@ def pair_failover(run: str) -> dict[str, Any]:
         }
         configs = {name: c.get(f"{prom}/api/v1/status/config")["data"]["yaml"]
                    for name, prom in h.PROMS.items()}
-        watchdogs = c.get(f"{h.AMS['alertmanager-3']}/api/v2/alerts",
-                          params={"filter": 'alertname="Watchdog"'})
+        sent = {name: h.wait_for(lambda p=prom: c.metric(p, "prometheus_notifications_sent_total"),
+                                 h.EVAL + h.MARGIN, what=f"{name} sending alerts")
+                for name, prom in h.PROMS.items()}
+        watchdogs = h.wait_for(lambda: c.get(f"{h.AMS['alertmanager-3']}/api/v2/alerts",
+                                             params={"filter": 'alertname="Watchdog"'}),
+                               h.EVAL + h.MARGIN, what="the Watchdog in the Alertmanagers")
         scale.ctl("stop", "prometheus-a", check=True)
         down = time.time()
         target.stop()
@@ -138,7 +142,7 @@ def pair_failover(run: str) -> dict[str, Any]:
         h.wait_until(first[0]["received_at"] + 2 * h.peer_timeout() + 5)
         notes = c.notifications("critical", alertname="ServiceDown", service=service)
         return {
-            "alertmanagers": alertmanagers, "configs": configs,
+            "alertmanagers": alertmanagers, "configs": configs, "sent": sent,
             "watchdogs": watchdogs, "notifications": notes,
             "after": round(first[0]["received_at"] - down, 1), "deadline": round(deadline),
         }
@@ -281,6 +285,8 @@ def test_pair_deduplicates_and_survives_a_replica(scenarios: Scenarios) -> None:
     print(f"\npair failover: ServiceDown at the webhook {r['after']}s after the target went "
           f"down with replica a stopped (deadline {r['deadline']}s); "
           f"{len(r['notifications'])} notification(s)")
+    # Both replicas sent their Watchdog; the Alertmanagers hold one, without `replica`.
+    assert all(v > 0 for v in r["sent"].values()), r["sent"]
     assert len(r["watchdogs"]) == 1 and "replica" not in r["watchdogs"][0]["labels"], r
     assert len(r["notifications"]) == 1, r["notifications"]
     (alert,) = r["notifications"][0]["alerts"]
