@@ -32,6 +32,9 @@ NAME = "apollonia-observability"
 INCLUDE = (
     "compose.yaml",
     "compose.staging.yaml",
+    # The scale profile and a remote host's agent profile (README "Scaling out").
+    "compose.scale.yaml",
+    "compose.agent.yaml",
     ".env.example",
     "Makefile",
     "README.md",
@@ -42,6 +45,8 @@ INCLUDE = (
     "alertmanager/",
     "grafana/provisioning/",
     "grafana/dashboards/",
+    "grafana/scale/",
+    "victoriametrics/",
     "fluent-bit/",
     "jaeger/",
     "elasticsearch/",

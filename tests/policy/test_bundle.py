@@ -73,7 +73,8 @@ def test_no_secrets_or_local_state(built: tuple[Path, Path]) -> None:
 
 @pytest.mark.parametrize(
     "files",
-    [["compose.yaml"], ["compose.yaml", "compose.staging.yaml"], ["rendered/compose.staging.yaml"]],
+    [["compose.yaml"], ["compose.yaml", "compose.staging.yaml"], ["rendered/compose.staging.yaml"],
+     ["compose.yaml", "compose.scale.yaml"], ["compose.agent.yaml"]],
 )
 def test_compose_config_validates_in_the_clean_directory(
     built: tuple[Path, Path], files: list[str]
