@@ -51,14 +51,14 @@ lint: bootstrap ## Static checks: compose config, promtool, amtool, yamllint, JS
 SCALE_LOG := .run/test-scale-fast.log
 test: lint ## Lint, then every pytest suite (unit, rules, policy, native integration, scale subset)
 	@mkdir -p .run
-	@$(PY) -m pytest tests/scale -m "not scale_full" -p no:cacheprovider >$(SCALE_LOG) 2>&1 & scale=$$!; \
+	@$(PY) -m pytest tests/scale -m "not scale_full" -s -p no:cacheprovider >$(SCALE_LOG) 2>&1 & scale=$$!; \
 	main=0; $(PY) -m pytest tests --ignore=tests/scale || main=$$?; \
 	rc=0; wait $$scale || rc=$$?; \
 	echo "--- tests/scale: the scale profile's fast proofs, run concurrently (all: make test-scale)"; \
 	cat $(SCALE_LOG); [ $$main -eq 0 ] && [ $$rc -eq 0 ]
 
 test-scale: bootstrap ## Every proof of the scale profile (HA alerting, HA pair, store outage, agent, dashboards; ~10 min)
-	$(PY) -m pytest tests/scale
+	$(PY) -m pytest tests/scale -s
 
 test-rules: tools ## Run the promtool rule unit tests (the same command users' CI runs)
 	promtool test rules tests/rules/*.test.yml
