@@ -131,8 +131,15 @@ class TargetServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.http = http.server.ThreadingHTTPServer((HOST, 0), Handler)
-        self.http.daemon_threads = True
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                # Prometheus drops connections it no longer needs (scrape timeout, shutdown).
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
+
+        self.http = Server((HOST, 0), Handler)
         self.port = self.http.server_address[1]
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
 
@@ -323,7 +330,7 @@ def run_variant(variant: str, pages: dict[str, list[str]], units: list[int], hol
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--units", default="50,100,200,400,600,800,1200,1600",
+    parser.add_argument("--units", default="100,200,400,500,600,700,800,1200",
                         help="comma-separated numbers of (api + analyzer) instances per step")
     parser.add_argument("--hold", type=float, default=120, help="seconds measured per step")
     parser.add_argument("--settle", type=float, default=45,
