@@ -232,39 +232,35 @@ def test_rule_catches_violation(case: str, mutated: Any, generated: set[Path]) -
     assert any(expected in line for line in found), found
 
 
-def _scale_svc(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    return doc["services"][name]
-
-
 # The same rules, broken inside the scale overlay: they must see the overlay's services too.
 SCALE_MUTATIONS = {
     "unpinned VictoriaMetrics image": (
-        lambda d: _scale_svc(d, "vmselect").update(image="victoriametrics/vmselect:latest"),
+        lambda d: _svc(d, "vmselect").update(image="victoriametrics/vmselect:latest"),
         rules.unpinned_images,
         "vmselect: image victoriametrics/vmselect:latest is not pinned",
     ),
     "store without healthcheck": (
-        lambda d: _scale_svc(d, "vminsert").pop("healthcheck"),
+        lambda d: _svc(d, "vminsert").pop("healthcheck"),
         rules.missing_healthchecks,
         "vminsert: no healthcheck",
     ),
     "gossip port published": (
-        lambda d: _scale_svc(d, "alertmanager-2").update(ports=["9094:9094"]),
+        lambda d: _svc(d, "alertmanager-2").update(ports=["9094:9094"]),
         rules.non_loopback_ports,
         "alertmanager-2: port 9094->9094 published on 0.0.0.0",
     ),
     "vmstorage as root": (
-        lambda d: _scale_svc(d, "vmstorage-1").pop("user"),
+        lambda d: _svc(d, "vmstorage-1").pop("user"),
         rules.root_without_reason,
         "vmstorage-1: runs as the image default",
     ),
     "store without memory limit": (
-        lambda d: _scale_svc(d, "vmauth").pop("deploy"),
+        lambda d: _svc(d, "vmauth").pop("deploy"),
         rules.weak_hardening,
         "vmauth: no memory limit",
     ),
     "agent password in the environment": (
-        lambda d: _scale_svc(d, "vmauth")["environment"].update(
+        lambda d: _svc(d, "vmauth")["environment"].update(
             AGENT_REMOTE_WRITE_PASSWORD="hunter2hunter2"
         ),
         rules.default_credentials,

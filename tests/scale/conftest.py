@@ -15,6 +15,7 @@ import pytest
 
 from native import scale
 from native.stack import NativeError
+from tests.scale import helpers
 
 
 def missing_tools() -> list[str]:
@@ -47,3 +48,10 @@ def scale_run() -> Iterator[None]:
         scale.up()  # back to the shipped flags
     elif not os.environ.get("NATIVE_KEEP"):
         scale.down()
+
+
+@pytest.fixture
+def client() -> Iterator[helpers.Client]:
+    c = helpers.Client()
+    yield c
+    c.close()

@@ -207,13 +207,6 @@ def scenarios(scale_run: None) -> Iterator[Scenarios]:
             future.cancel()
 
 
-@pytest.fixture
-def client() -> Iterator[h.Client]:
-    c = h.Client()
-    yield c
-    c.close()
-
-
 # --- quick checks on the running profile --------------------------------------------------------
 
 

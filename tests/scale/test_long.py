@@ -130,13 +130,6 @@ def outage(scale_run: None) -> Iterator[Future]:
         future.cancel()
 
 
-@pytest.fixture
-def client() -> Iterator[h.Client]:
-    c = h.Client()
-    yield c
-    c.close()
-
-
 def test_killed_alertmanager_notifies_each_group_once(
     outage: Future, client: h.Client
 ) -> None:
