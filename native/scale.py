@@ -13,7 +13,8 @@ suites) can run at the same time:
     webhook-sink           5101           records the cluster's notifications
     alertmanager-1..3      9193/9293/9393 the Alertmanager cluster; gossip on 9194/9294/9394
     victoria-metrics       8428           single-node long-term store (dedup of the pair)
-    vmauth                 8427           remote hosts' only way in: basic auth, write only
+    vmauth                 8427, 8426     remote hosts' only way in: basic auth, write only;
+                                          its own /metrics, /health and pprof on 8426 only
     prometheus-a, -b       9190, 9290     the HA pair (prometheus/prometheus-ha.yml)
     remote-node-exporter   9101           stand-in for a second host behind NAT ...
     prometheus-agent       9390           ... whose agent-mode Prometheus pushes to vmauth
@@ -56,6 +57,8 @@ ALERTMANAGERS = {"alertmanager-1": (9193, 9194), "alertmanager-2": (9293, 9294),
 PROMETHEUS = {"prometheus-a": ("a", 9190), "prometheus-b": ("b", 9290)}
 STORE_PORT = 8428
 VMAUTH_PORT = 8427
+# vmauth's internal API (/health, /metrics, /debug/pprof): never on the port agents reach.
+VMAUTH_INTERNAL_PORT = 8426
 REMOTE_NODE_PORT = 9101
 AGENT_PORT = 9390
 # The remote host's name (external label `host`) in alerts and dashboards.
@@ -120,14 +123,15 @@ def components(flags: Mapping[str, Sequence[str]] | None = None) -> list[Compone
         ),
         Component(
             # The password reaches vmauth's environment from its file, never a command line.
-            "vmauth", VMAUTH_PORT, "/health",
+            "vmauth", VMAUTH_INTERNAL_PORT, "/health",
             cmd("vmauth",
                 "sh -c 'AGENT_REMOTE_WRITE_PASSWORD=\"$(cat"
                 f" {SECRETS}/agent_remote_write_password)\""
                 f" STORE_WRITE_URL=http://{HOST}:{STORE_PORT}/ exec {TOOLS}/vmauth"
                 f" -auth.config={ROOT}/victoriametrics/vmauth.yml"
-                f" -httpListenAddr={HOST}:{VMAUTH_PORT}'"),
-            "vmauth (remote hosts write here)", "/health",
+                f" -httpListenAddr={HOST}:{VMAUTH_PORT}"
+                f" -httpInternalListenAddr={HOST}:{VMAUTH_INTERNAL_PORT}'"),
+            f"vmauth internal API (remote hosts write to :{VMAUTH_PORT})", "/metrics",
         ),
     ]
     for name, (replica, port) in PROMETHEUS.items():
@@ -274,6 +278,7 @@ def up(flags: Mapping[str, Sequence[str]] | None = None, timeout: float = 60.0) 
     else:
         busy = [f"{c.name}:{c.port}" for c in comps if c.port and stack.port_busy(c.port)]
         busy += [f"{n} gossip:{g}" for n, (_, g) in ALERTMANAGERS.items() if stack.port_busy(g)]
+        busy += [f"vmauth:{VMAUTH_PORT}"] if stack.port_busy(VMAUTH_PORT) else []
         if busy:
             raise NativeError(
                 f"ports already in use by something else: {', '.join(busy)} "

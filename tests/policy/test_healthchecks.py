@@ -134,12 +134,12 @@ def test_vmauth_healthcheck_tracks_the_real_binary(
         pytest.skip("wget not available")
     test = scale_config["services"]["vmauth"]["healthcheck"]["test"]
     port = _free_port()
-    cmd = _local_command(test, 8427, port)
+    cmd = _local_command(test, 8426, port)
     env = {"PATH": "/usr/bin:/bin", "AGENT_REMOTE_WRITE_PASSWORD": "healthcheck-test",
            "STORE_WRITE_URL": "http://127.0.0.1:9/"}
     proc = subprocess.Popen(
         [str(TOOLS / "vmauth"), f"-auth.config={REPO / 'victoriametrics/vmauth.yml'}",
-         f"-httpListenAddr=127.0.0.1:{port}"],
+         f"-httpListenAddr=127.0.0.1:{_free_port()}", f"-httpInternalListenAddr=127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     try:

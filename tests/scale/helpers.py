@@ -35,6 +35,7 @@ HOST = stack.HOST
 SINK = scale.SINK_URL
 STORE = f"http://{HOST}:{scale.STORE_PORT}"
 VMAUTH = f"http://{HOST}:{scale.VMAUTH_PORT}"
+VMAUTH_INTERNAL = f"http://{HOST}:{scale.VMAUTH_INTERNAL_PORT}"
 AGENT = f"http://{HOST}:{scale.AGENT_PORT}"
 AMS = {name: f"http://{HOST}:{port}" for name, (port, _) in scale.ALERTMANAGERS.items()}
 PROMS = {name: f"http://{HOST}:{port}" for name, (_, port) in scale.PROMETHEUS.items()}

@@ -154,6 +154,7 @@ def test_native_scale_ports_leave_the_base_run_alone() -> None:
     # the notification benchmark's own processes.
     base |= {5432, 6379, 5672, 15672, 15692, 9187, 9121, 19090, 19093, 15001}
     ours = [c.port for c in scale.components()] + [g for _, g in scale.ALERTMANAGERS.values()]
+    ours.append(scale.VMAUTH_PORT)
     assert len(ours) == len(set(ours)), ours
     assert not set(ours) & base, set(ours) & base
     inventory = {t for f in (PROM / "targets/native/scale").glob("*.yml")

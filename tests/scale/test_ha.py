@@ -242,6 +242,10 @@ def test_remote_hosts_need_the_agent_password_and_may_only_write(
     for path in ("/api/v1/query?query=up", "/api/v1/import/prometheus",
                  "/api/v1/admin/tsdb/delete_series?match[]=up"):
         assert client.http.post(f"{h.VMAUTH}{path}", auth=("agent", password)).status_code == 400
+    # vmauth's own endpoints are not on that port, only on its internal one.
+    for path in ("/metrics", "/debug/pprof/", "/flags", "/health"):
+        assert client.http.get(f"{h.VMAUTH}{path}").status_code == 401, path
+        assert client.http.get(f"{h.VMAUTH_INTERNAL}{path}").status_code == 200, path
     h.wait_for(lambda: client.metric(h.AGENT, "prometheus_remote_storage_samples_total",
                                      remote_name="central-store"),
                60, what="the agent sending samples")
