@@ -40,7 +40,7 @@ def test_first_run_creates_random_private_files(bundle: Path, capsys) -> None:
     values = {}
     for name in secrets_tool.PASSWORDS:
         path = root / name
-        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
         values[name] = path.read_text()
         assert len(values[name]) >= 32 and values[name].strip() == values[name]
         assert f"secrets/{name}" in out
