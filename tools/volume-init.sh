@@ -13,7 +13,8 @@
 #      ... read the same passwords as their own users; compose ignores `mode`/`uid` of
 #      file secrets (they are plain bind mounts).
 #
-# The plan comes from the environment, one variable per consumer volume:
+# The plan comes from the environment, one variable per consumer volume (<dir> in
+# letters, digits and _ only: shells drop other names from the environment):
 #   STAGE_<dir>="<uid>:<gid> <secret> [<secret>...]"
 # copies $SECRETS_DIR/<secret> (a file, or every file of a directory) into
 # $STAGED_DIR/<dir>/. A missing secret stops the job with one line naming it.
@@ -68,7 +69,7 @@ stage() { # stage <dir> <uid:gid> <secret>...
   echo "volume-init: staged $dir for $owner: $*"
 }
 
-plans=$(env | sed -n 's/^STAGE_\([A-Za-z0-9_-]*\)=/\1 /p' | sort)
+plans=$(env | sed -n 's/^STAGE_\([A-Za-z0-9_]*\)=/\1 /p' | sort)
 [ -n "$plans" ] || { echo "volume-init: no STAGE_* variables set" >&2; exit 1; }
 echo "$plans" | while read -r dir owner names; do
   # shellcheck disable=SC2086 # names is a space-separated list on purpose
