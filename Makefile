@@ -20,6 +20,10 @@ COMPOSE_FILES ?= -f compose.yaml
 COMPOSE := $(COMPOSE_BIN) $(COMPOSE_FILES) $(foreach p,$(PROFILES),--profile $(p))
 # True when a Docker engine answers; otherwise `make up` falls back to the native run.
 DOCKER_ENGINE := $(shell docker info >/dev/null 2>&1 && echo yes)
+# The secrets and doctor scripts need only the standard library: the virtualenv's
+# Python when there is one, else the system's (a staging host has no virtualenv).
+SYSPY = $(if $(wildcard $(PY)),$(PY),python3)
+DOCTOR_ARGS = $(COMPOSE_FILES) $(foreach p,$(PROFILES),--profile $(p))
 
 .PHONY: help
 help: ## List the targets
@@ -66,7 +70,9 @@ else
 	@$(MAKE) --no-print-directory up-native
 endif
 
-up-compose: secrets ## Start the compose stack and wait until every service is healthy
+up-compose: secrets ## Preflight (the doctor), then start the compose stack and wait until it is healthy
+	@$(SYSPY) -m tools.doctor $(DOCTOR_ARGS) \
+	  || { echo "make up: stopped before starting anything; fix the FAIL lines above (each says how)" >&2; exit 1; }
 	$(COMPOSE) up -d --build --wait
 
 up-native: bootstrap ## Start the native run: real binaries on 127.0.0.1, state in .run/
@@ -113,7 +119,7 @@ reload: lint ## Lint, then reload Prometheus and Alertmanager configs in place
 
 # Runs with the system python3 on a Docker host that has no virtualenv (staging).
 secrets: ## Generate missing secrets in secrets/ (random, git-ignored, never printed)
-	$(if $(wildcard $(PY)),$(PY),python3) -m tools.secrets
+	$(SYSPY) -m tools.secrets
 
 # --- Dashboards, hardening, release ------------------------------------------
 
@@ -121,8 +127,8 @@ secrets: ## Generate missing secrets in secrets/ (random, git-ignored, never pri
 dashboards: venv ## Regenerate grafana/dashboards/ from grafana/codegen/
 	$(PY) -m grafana.codegen
 
-doctor: venv ## Preflight checks for a Docker host (pass/fail per line, with the fix)
-	$(PY) -m tools.doctor
+doctor: ## Preflight checks for a Docker host (pass/fail per line, with the fix); make up runs them
+	$(SYSPY) -m tools.doctor $(DOCTOR_ARGS)
 
 bundle: bootstrap ## Versioned tarball for a staging host in dist/
 	$(PY) -m tools.bundle
