@@ -172,27 +172,25 @@ def check_docker(docker: str | None) -> tuple[Result, dict[str, Any]]:
 
 
 def check_compose(docker: str | None, root: Path) -> Result:
-    plugin = _run([docker, "compose", "version", "--short"]) if docker else None
-    if plugin is not None and plugin.returncode == 0:
-        version = _version(plugin.stdout) or (0,)
-        return Result(
-            "docker compose",
-            version >= MIN_COMPOSE,
-            f"plugin {_fmt(version)} (need >= {_fmt(MIN_COMPOSE)})",
-            "upgrade the docker-compose-plugin package",
-        )
+    """The Compose plugin, else the standalone build `make up` falls back to (COMPOSE_BIN
+    in the Makefile)."""
     standalone = root / ".tools" / "bin" / "docker-compose"
     found = str(standalone) if standalone.exists() else shutil.which("docker-compose")
-    proc = _run([found, "version", "--short"]) if found else None
-    if proc is not None and proc.returncode == 0:
-        # make up falls back to this build (COMPOSE_BIN in the Makefile).
-        version = _version(proc.stdout) or (0,)
-        return Result(
-            "docker compose",
-            version >= MIN_COMPOSE,
-            f"standalone {found} {_fmt(version)} (need >= {_fmt(MIN_COMPOSE)})",
-            "install the docker-compose-plugin package",
+    candidates = [("plugin", [docker, "compose"], "upgrade the docker-compose-plugin package")]
+    if found:
+        candidates.append(
+            (f"standalone {found}", [found], "install the docker-compose-plugin package")
         )
+    for what, cmd, fix in candidates:
+        proc = _run([*cmd, "version", "--short"]) if cmd[0] else None
+        if proc is not None and proc.returncode == 0:
+            version = _version(proc.stdout) or (0,)
+            return Result(
+                "docker compose",
+                version >= MIN_COMPOSE,
+                f"{what} {_fmt(version)} (need >= {_fmt(MIN_COMPOSE)})",
+                fix,
+            )
     return Result(
         "docker compose",
         False,

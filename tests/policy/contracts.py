@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,16 @@ def _mounts(svc: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list(svc.get("volumes") or [])
 
 
+def _with_rows(
+    cfg: rules.Config, rows: Mapping[str, Row]
+) -> Iterator[tuple[str, dict[str, Any], Row]]:
+    """(name, service, its image's row) for every service whose image has a row."""
+    for name, svc in rules.services(cfg).items():
+        row = _row(svc, rows)
+        if row is not None:
+            yield name, svc, row
+
+
 def _has_probe(svc: Mapping[str, Any]) -> bool:
     return any(m.get("target") == PROBE_DIR for m in _mounts(svc))
 
@@ -195,10 +205,7 @@ def _check_binary(name: str, row: Row, svc: Mapping[str, Any], what: str) -> str
 def command_violations(cfg: rules.Config, rows: Mapping[str, Row]) -> list[str]:
     """Healthchecks and entrypoint overrides only call what the image ships."""
     bad = []
-    for name, svc in rules.services(cfg).items():
-        row = _row(svc, rows)
-        if row is None:
-            continue
+    for name, svc, row in _with_rows(cfg, rows):
         shells = set(row.get("shells") or [])
         test = _argv((svc.get("healthcheck") or {}).get("test"))
         calls: list[tuple[str, str]] = []
@@ -406,9 +413,8 @@ def generated_bind_violations(cfg: rules.Config, generated: set[Path]) -> list[s
 
 def write_violations(cfg: rules.Config, rows: Mapping[str, Row]) -> list[str]:
     bad = []
-    for name, svc in rules.services(cfg).items():
-        row = _row(svc, rows)
-        if row is None or not svc.get("read_only") or svc.get("entrypoint"):
+    for name, svc, row in _with_rows(cfg, rows):
+        if not svc.get("read_only") or svc.get("entrypoint"):
             continue  # (an overridden entrypoint does not run the image's process)
         writable = {str(t).split(":")[0] for t in svc.get("tmpfs") or []}
         writable |= {m["target"] for m in _mounts(svc) if not m.get("read_only")}
@@ -436,9 +442,8 @@ def size_bytes(value: Any) -> int:
 
 def memory_floor_violations(cfg: rules.Config, rows: Mapping[str, Row]) -> list[str]:
     bad = []
-    for name, svc in rules.services(cfg).items():
-        row = _row(svc, rows)
-        if row is None or not row.get("memory_floor"):
+    for name, svc, row in _with_rows(cfg, rows):
+        if not row.get("memory_floor"):
             continue
         floor = size_bytes(row["memory_floor"])
         limit = int(
@@ -455,10 +460,7 @@ def memory_floor_violations(cfg: rules.Config, rows: Mapping[str, Row]) -> list[
 def port_violations(cfg: rules.Config, rows: Mapping[str, Row]) -> list[str]:
     """An exposed port is a default of the image or set in the service's command/config."""
     bad = []
-    for name, svc in rules.services(cfg).items():
-        row = _row(svc, rows)
-        if row is None:
-            continue
+    for name, svc, row in _with_rows(cfg, rows):
         defaults = {int(p) for p in row.get("ports") or []}
         configured = _service_strings(svc) + "\n".join(t for _, t in _text_of_mounts(svc))
         for port in sorted(rules.listening_ports(svc) - defaults):
