@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian-built tools the tests run for real (Prometheus, promtool,
-# Alertmanager, amtool, node-exporter, blackbox-exporter, docker-compose) into
+# Alertmanager, amtool, node-exporter, blackbox-exporter, docker-compose, and busybox
+# for compose's volume-init script) into
 # .tools/ without touching system packages: a private apt state directory,
 # `apt-get download` of pinned versions from testing/unstable, `dpkg -x`.
 #
@@ -23,6 +24,7 @@ pins=(
   "prometheus-alertmanager=0.33.1-5       usr/bin/amtool                        amtool             AMTOOL          0.33.1"
   "prometheus-node-exporter=1.11.1-3      usr/bin/prometheus-node-exporter      node-exporter      NODE_EXPORTER   1.11.1"
   "prometheus-blackbox-exporter=0.28.0-2  usr/bin/prometheus-blackbox-exporter  blackbox-exporter  BLACKBOX_EXPORTER 0.28.0"
+  "busybox-static=1:1.38.0-3+b1          usr/bin/busybox                       busybox            BUSYBOX         1.38.0"
   "docker-compose=2.40.3-3                usr/libexec/docker/cli-plugins/docker-compose docker-compose DOCKER_COMPOSE 2.40.3"
 )
 suites="unstable testing"

@@ -54,7 +54,9 @@ stage() { # stage <dir> <uid:gid> <secret>...
   # secret removed from the plan or rotated on the host never lingers.
   chown 0:0 "$dir"
   chmod 0700 "$dir"
-  find "$dir" -mindepth 1 -delete
+  for old in "$dir"/* "$dir"/.[!.]*; do
+    if [ -e "$old" ]; then rm -rf "$old"; fi
+  done
   for name in "$@"; do
     if [ -d "$SECRETS_DIR/$name" ]; then
       for file in "$SECRETS_DIR/$name"/*; do

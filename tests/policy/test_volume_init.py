@@ -1,7 +1,9 @@
 """tools/volume-init.sh, run for real with only the capabilities compose grants it.
 
 The script runs as root with CAP_CHOWN and CAP_DAC_READ_SEARCH and nothing else
-(setpriv's bounding set, no-new-privs), over the secrets `make secrets` writes (0600,
+(setpriv's bounding set, no-new-privs), with busybox's sh and applets as in the
+busybox image (.tools/bin/busybox: Debian's static 1.38.0; the image is 1.37.0, same
+default applet set; without it the system's POSIX sh), over the secrets `make secrets` writes (0600,
 owned by another user, as on a host) and the STAGE_* plan of the rendered compose.yaml.
 Each consumer's copy must be owned by its user with the mode its image accepts
 (tests/policy/images.yml), readable by that user and by no other, and a second run
@@ -30,9 +32,16 @@ HOST_USER = 1234  # owner of secrets/ on the "host"
 CAPS = ["--bounding-set=-all,+chown,+dac_read_search", "--inh-caps=-all", "--no-new-privs"]
 
 
-def _shell() -> str:
-    """busybox sh when installed (the image's shell), else the system's POSIX sh."""
-    return shutil.which("busybox") and "busybox" or "/bin/sh"
+def _busybox_path(tmp: Path) -> str:
+    """PATH for the script: busybox's applets first when busybox is installed (what the
+    image has: its sh, cp, find, sed ...), else the system's POSIX tools."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        return os.environ["PATH"]
+    applets = tmp / "busybox-applets"
+    applets.mkdir()
+    subprocess.run([busybox, "--install", "-s", str(applets)], check=True)
+    return f"{applets}:{os.environ['PATH']}"
 
 
 @pytest.fixture
@@ -84,7 +93,7 @@ def host(tmp_path: Path, local_config: dict[str, Any]) -> dict[str, Any]:
     busybox = tmp_path / "busybox"
     busybox.write_text("#!/bin/sh\n")
     env = {
-        "PATH": os.environ["PATH"],
+        "PATH": _busybox_path(tmp_path),
         "SECRETS_DIR": str(run_secrets),
         "STAGED_DIR": str(staged),
         "PROBE_DIR": str(probe),
@@ -96,7 +105,9 @@ def host(tmp_path: Path, local_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    cmd = ["setpriv", "--reuid=0", "--regid=0", "--clear-groups", *CAPS, _shell(), str(SCRIPT)]
+    shell = shutil.which("sh", path=env["PATH"]) or "/bin/sh"
+    setpriv = shutil.which("setpriv") or "setpriv"  # util-linux's, not a busybox applet
+    cmd = [setpriv, "--reuid=0", "--regid=0", "--clear-groups", *CAPS, shell, str(SCRIPT)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
 
 
