@@ -44,7 +44,8 @@ def test_recording_is_of_this_config_and_the_pinned_binary(run):
     assert "fluent/fluent-bit:5.1.1}" in compose, "re-record when the image pin moves"
     assert run["config_sha256"] == config_digest(FLUENT_BIT_CONFIG), (
         "fluent-bit/fluent-bit.yaml changed since the real binary was run against it: "
-        "repeat the recording (docs/logs-and-traces.md) and replace tests/fixtures/fluent-bit-5.1.1/"
+        "repeat the recording (docs/logs-and-traces.md) and replace "
+        "tests/fixtures/fluent-bit-5.1.1/"
     )
 
 
@@ -52,6 +53,20 @@ def test_log_line_counter_has_the_name_rules_and_dashboards_use():
     """Item 1: without a subsystem 5.1.1 exported apollonia_counter_log_lines_total."""
     series = exposition_series("fluent-bit-logs")
     assert series == {"apollonia_log_lines_total": {frozenset({"log_service", "level"})}}
+
+
+def test_log_to_metrics_settings_give_that_name(run):
+    """Item 1: 5.1.1 names the counter namespace_subsystem_name and fills a missing subsystem
+    with the metric mode (plugins/filter_log_to_metrics/log_to_metrics.c, the "Check property
+    subsystem name" branch); both runs show it."""
+    l2m = next(f for f in load_yaml(FLUENT_BIT_CONFIG)["pipeline"]["filters"]
+               if f["name"] == "log_to_metrics")
+    subsystem = l2m.get("metric_subsystem") or l2m["metric_mode"]
+    name = f"{l2m['metric_namespace']}_{subsystem}_{l2m['metric_name']}"
+    assert [name] == run["this_config"]["log_metric_names_on_2021"]
+    assert name == "apollonia_log_lines_total", "the name rules and dashboards read"
+    assert run["previous_config"]["log_metric_names_on_2021"] == [
+        "apollonia_counter_log_lines_total"]
 
 
 def test_no_line_lost_or_doubled_through_an_outage(this):

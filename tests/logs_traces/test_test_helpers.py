@@ -46,7 +46,8 @@ def test_bulk_answers_per_item_like_elasticsearch(es):
                             ({"index": {"_index": "i", "_id": "2"}}, doc))).json()
     assert again["errors"] is True
     create, index = (next(iter(i.values())) for i in again["items"])
-    assert create["status"] == 409 and create["error"]["type"] == "version_conflict_engine_exception"
+    assert create["status"] == 409
+    assert create["error"]["type"] == "version_conflict_engine_exception"
     assert index["status"] == 200 and index["result"] == "updated" and index["_version"] == 2
 
 
