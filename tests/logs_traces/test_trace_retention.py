@@ -4,11 +4,11 @@ Jaeger 2.20 (rotation.periodic) writes each day to a new tracing-jaeger-span-YYY
 that Elasticsearch creates on the first write, from Jaeger's own index template: it carries
 no lifecycle policy (internal/storage/elasticsearch/esclient/index_templates/jaeger-span.json:
 a policy only with auto_rollover). The trace-retention service (compose.yaml) runs
-elasticsearch/setup.sh every hour, which attaches the apollonia-traces policy to every
+elasticsearch/setup.sh every 10 minutes, which attaches the apollonia-traces policy to every
 tracing-jaeger-* index; ILM then deletes each index TRACES_RETENTION_DAYS after its creation.
 
 The recording Elasticsearch stand-in (es_standin.py) keeps the clock: each simulated day
-Jaeger's bulk writes create that day's indices, the service runs one round, and ILM's delete
+Jaeger's bulk writes create that day's indices, the service runs its rounds, and ILM's delete
 phase runs.
 """
 
@@ -78,7 +78,7 @@ def simulate(tmp_path: Path, rounds_per_day: bool) -> ElasticsearchStandIn:
             day = START + timedelta(days=n)
             clock["now"] = (day + timedelta(minutes=5)).timestamp()
             jaeger_writes_a_day(es, day)
-            if rounds_per_day:  # the service's hourly round, at least once a day
+            if rounds_per_day:  # one of the service's rounds after the day's first spans
                 clock["now"] = (day + timedelta(hours=1)).timestamp()
                 one_round(es, tmp_path)
             clock["now"] = (day + timedelta(hours=23)).timestamp()
