@@ -95,6 +95,11 @@ def test_long_lines_arrive_as_one_document_with_its_trace_id(run, this):
     assert c["line_40000_bytes_documents"] == 1 and c["documents_with_trace_id"] == 1
     assert c["message_lengths"] == [40000]
     assert run["previous_config"]["lines"]["line_40000_bytes_documents"] == 3
+    # The last piece never came (a container killed mid-line): after flush_ms the pieces
+    # that did come are re-emitted as one record through the filesystem-buffered emitter.
+    cut = this["line_40000_bytes_last_piece_never_sent"]
+    assert cut["pieces_sent"] == 2 and cut["documents"] == 1
+    assert cut["message_lengths"] == [2 * 16 * 1024] and cut["partial_keys_left"] == [[]]
 
 
 def test_identical_lines_in_one_second_are_both_kept(run, this):
