@@ -179,12 +179,23 @@ def overview() -> db.Dashboard:
         .with_panel(ts(
             "Log lines by level",
             "Log lines per second shipped by Fluent Bit, by emitting service and level "
-            "(apollonia_log_lines_total from Fluent Bit's log_to_metrics filter).",
+            "(apollonia_log_lines_total from Fluent Bit's log_to_metrics filter). A service "
+            "that serves requests but has no line here: alert ServiceStoppedLogging.",
             "cps",
             [Q('sum by (log_service, level) '
                '(rate(apollonia_log_lines_total{env="$env"}[$__rate_interval]))',
                "{{log_service}} {{level}}")],
-            ds=ds, span=24, stacked=True))
+            ds=ds, span=12, stacked=True))
+        .with_panel(ts(
+            "Error log ratio",
+            "Share of each service's log lines that are ERROR or CRITICAL; above 5% for 10 "
+            "minutes fires ServiceErrorLogRatioHigh (prometheus/rules/logs.yml).",
+            "percentunit",
+            [Q('sum by (log_service) (rate(apollonia_log_lines_total{env="$env", '
+               'level=~"ERROR|CRITICAL"}[$__rate_interval])) / sum by (log_service) '
+               '(rate(apollonia_log_lines_total{env="$env"}[$__rate_interval]))',
+               "{{log_service}}")],
+            ds=ds, span=12, min_val=0, max_val=1, thresholds=((None, "green"), (0.05, "red"))))
         .with_panel(logs_panel(
             "Error logs",
             "Latest ERROR lines of the Apollonia services from Elasticsearch. Expand a "

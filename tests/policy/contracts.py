@@ -367,10 +367,15 @@ def secret_violations(
                                 f"{name}: {where} reads {target}/{ref}, which {STAGER} does not "
                                 f"stage into {stage.volume}"
                             )
-        # *_FILE variables: the image must read them, in a mode the stager gives.
+        # *_FILE variables naming a secret: the image must read them, in a mode the
+        # stager gives (other *_FILE variables, e.g. a heartbeat file in /tmp, are not
+        # secrets and not checked).
         accepted = row.get("file_variables") or {}
+        secret_dirs = ["/run/secrets", *staged]
         for key, value in (svc.get("environment") or {}).items():
             if not key.endswith("_FILE") or not value:
+                continue
+            if not any(str(value).startswith(d + "/") for d in secret_dirs):
                 continue
             rule = next((r for pat, r in accepted.items() if fnmatch.fnmatchcase(key, pat)), None)
             if rule is None:
