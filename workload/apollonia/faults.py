@@ -42,6 +42,8 @@ KNOBS: dict[str, Knob] = {
         Knob("ml_error_ratio", float, 0.0, 0.0, 1.0, help="share of predictions that fail"),
         Knob("metrics_enabled", bool, True, help="false: /metrics answers 503"),
         Knob("upload_rate", float, None, 0.0, 100.0, True, "uploads/s the load generator sends"),
+        Knob("consumer_paused", bool, False,
+             help="true: the analyzer stops consuming analyzer_queue (RabbitMQ only)"),
     )
 }
 
@@ -50,7 +52,8 @@ APPLIES: dict[str, tuple[str, ...]] = {
         "error_ratio", "latency_seconds", "queue_backlog", "cache_hit_ratio", "db_connections",
         "db_latency_seconds", "metrics_enabled", "upload_rate",
     ),
-    "analyzer": ("error_ratio", "latency_seconds", "ml_error_ratio", "metrics_enabled"),
+    "analyzer": ("error_ratio", "latency_seconds", "ml_error_ratio", "metrics_enabled",
+                 "consumer_paused"),
 }
 
 _TRUE = {"1", "true", "yes", "on"}
