@@ -382,3 +382,11 @@ def workload_environment(service: str) -> tuple[tuple[str, str], ...]:
     ok = available()
     return tuple((f"{name}_FILE", str(DSN_FILES[name])) for name in uses.get(service, ())
                  if ok[dep_of[name]])
+
+
+def rabbitmqctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """RabbitMQ's CLI against the native node (same cookie, node name and epmd port)."""
+    ctl = Path(os.path.realpath(TOOLS / "rabbitmq-server")).with_name("rabbitmqctl")
+    env = {"PATH": f"{TOOLS}:/usr/bin:/bin", **dict(rabbitmq_environment())}
+    return subprocess.run([str(ctl), "-n", RABBITMQ_NODE, *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)

@@ -137,6 +137,8 @@ def create_app(
         while True:
             try:
                 await db.refresh_counts()
+                if db.url:
+                    await db.hold_connections()
             except Exception as exc:
                 log.warning("media count refresh failed",
                             extra={"error": f"{type(exc).__name__}: {exc}"})

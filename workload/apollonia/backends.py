@@ -51,6 +51,7 @@ class Database:
         self._rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._counts = dict.fromkeys(FORMATS, 0)
         self._in_flight = 0
+        self._held: list[Any] = []  # connections held open by the db_connections fault
 
     @property
     def configured(self) -> bool:
@@ -175,12 +176,27 @@ class Database:
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
 
+    async def hold_connections(self) -> None:
+        """The db_connections fault with a real database: hold that many extra connections
+        open (outside the pool), so PostgreSQL, pg_stat_activity and the exporter's
+        HighDatabaseConnections see a real pile-up. Called from the api's refresh loop."""
+        import asyncpg
+
+        want = self.faults.db_connections or 0
+        while len(self._held) > want:
+            with contextlib.suppress(Exception):
+                await self._held.pop().close()
+        self._held = [c for c in self._held if not c.is_closed()]
+        while len(self._held) < want:
+            self._held.append(await asyncpg.connect(self.url, timeout=5))
+
     def connections_active(self) -> int:
-        if self.faults.db_connections is not None:
-            return self.faults.db_connections
         if self.url:
             pool = self._pool
-            return pool.get_size() - pool.get_idle_size() if pool is not None else 0
+            in_use = pool.get_size() - pool.get_idle_size() if pool is not None else 0
+            return in_use + len(self._held)
+        if self.faults.db_connections is not None:
+            return self.faults.db_connections
         return SIM_POOL_BASELINE + self._in_flight
 
     async def health(self) -> dict[str, Any]:
@@ -192,6 +208,9 @@ class Database:
                 "pool_idle": pool.get_idle_size()}
 
     async def close(self) -> None:
+        for conn in self._held:
+            with contextlib.suppress(Exception):
+                await conn.close()
         if self._pool is not None:
             await self._pool.close()
 
