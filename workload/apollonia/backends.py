@@ -362,10 +362,13 @@ class JobQueue:
             try:
                 self._connection = await aio_pika.connect_robust(self.url, timeout=5)
                 self._channel = await self._connection.channel()
-                await self._channel.declare_queue(QUEUE_NAME, durable=True)
+                # robust=False: aio-pika's robust channel answers a passive declare of a queue
+                # it remembers from its cache, so the message count would never change.
+                await self._channel.declare_queue(QUEUE_NAME, durable=True, robust=False)
                 log.info("connected to RabbitMQ", extra={"queue": QUEUE_NAME, "role": "publisher"})
                 while True:
-                    declared = await self._channel.declare_queue(QUEUE_NAME, passive=True)
+                    declared = await self._channel.declare_queue(QUEUE_NAME, passive=True,
+                                                                 robust=False)
                     self._depth = declared.declaration_result.message_count or 0
                     await asyncio.sleep(DEPTH_POLL_S)
             except asyncio.CancelledError:
