@@ -65,9 +65,10 @@ def test_uploads_reach_the_analyzer_through_rabbitmq(incidents) -> None:  # noqa
     flow = incidents.flow
     queue = flow["analyzer health"]["checks"]["message_queue"]
     assert queue["status"] == "healthy" and queue["details"]["consuming"], queue
-    assert flow["consumers"] == 1, flow
-    # the load generator's uploads are published and delivered to the analyzer
-    assert flow["published per second"] > 0.5 and flow["delivered per second"] > 0.5, flow
+    assert flow["consumers"] == 1, flow  # RabbitMQ's own answer (passive queue.declare)
+    # the load generator's uploads (2/s) were published and delivered to the consumer
+    assert flow["published in 2m"] > 20, flow
+    assert flow["delivered to consumers (manual ack) in 2m"] > 20, flow
 
 
 def test_redis_down_reaches_its_receiver(incidents, probe) -> None:  # noqa: ANN001
@@ -96,8 +97,9 @@ def test_slow_queries_make_slow_database_queries_pending(incidents, probe) -> No
     assert alert, f"SlowDatabaseQueries never went pending: {out.errors}"
     assert alert["labels"]["env"] == "native" and alert["labels"]["service"] == "api", alert
     assert out.facts["p95 (s)"] > 0.5, out.facts
-    # PostgreSQL itself saw the slow queries: a session busy in its query for most of 0.8 s
-    assert out.facts["longest active transaction (exporter, s)"] >= 0.4, out.facts
+    # PostgreSQL itself ran them: the exporter saw sessions active in pg_sleep, for a while
+    assert out.facts["sessions in pg_sleep (exporter)"] >= 1, out.facts
+    assert out.facts["longest slow transaction (exporter, s)"] > 0.05, out.facts
 
 
 def test_real_connections_fire_high_database_connections(incidents, probe) -> None:  # noqa: ANN001
@@ -142,6 +144,10 @@ def test_postgres_down_pages_and_inhibits_its_symptoms(incidents, probe) -> None
     for s in symptoms:
         assert s["status"]["state"] == "suppressed", s
         assert set(s["status"]["inhibitedBy"]) & set(out.facts["PostgresDown fingerprints"]), s
-    # ... and none of them was notified, while the control (another env) was.
+    # ... and none of them was notified. The same alert from another environment was left
+    # alone while PostgresDown was active, and was notified.
     assert out.facts["symptoms notified"] == [], out.facts["symptoms notified"]
+    control = out.facts["control in Alertmanager"]
+    assert control and control[0]["status"]["state"] == "active", control
+    assert not control[0]["status"]["inhibitedBy"], control
     assert "control notified" in out.events, out.events

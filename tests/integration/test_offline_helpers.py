@@ -94,8 +94,10 @@ def test_generated_supervisor_config_binds_loopback_and_logs_per_process() -> No
         assert f"[program:{comp.name}]" in conf
         assert f"stdout_logfile={native.LOGS}/{comp.name}.log" in conf
         if comp.port:
-            assert "127.0.0.1" in comp.command, comp.command
-            assert "0.0.0.0" not in comp.command
+            # on the command line, or (RabbitMQ) in the environment it reads it from
+            settings = [comp.command, *(v for _, v in comp.environment)]
+            assert any("127.0.0.1" in s for s in settings), comp
+            assert not any("0.0.0.0" in s for s in settings), comp
 
 
 def test_secrets_rewritten_to_the_sink(tmp_path: Path) -> None:
