@@ -143,13 +143,22 @@ if [ -n "$want" ] && ! { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; }; 
     echo "bootstrap: reading Debian package lists ($release) into $apt_dir"
     apt-get "${apt_opts[@]}" -qq update >/dev/null
     rm -rf "$servers"; mkdir -p "$servers"
+    # One apt-get for all (each run loads the package cache); if it fails, name the pin.
+    # shellcheck disable=SC2086
+    if ! (cd "$tools/debs" && apt-get "${apt_opts[@]}" -qq download $want >/dev/null 2>&1); then
+      for pv in $want; do
+        pkg=${pv%%=*}; ver=${pv#*=}
+        if ! apt-cache "${apt_opts[@]}" show "$pkg=$ver" >/dev/null 2>&1; then
+          avail=$(apt-cache "${apt_opts[@]}" madison "$pkg" | awk -F'|' '{gsub(/ /,"",$2); print $2}' | sort -u | tr '\n' ' ')
+          echo "bootstrap: $pkg $ver is no longer in Debian $release; available: ${avail:-none} (update the pin in tools/bootstrap-servers.sh)" >&2
+          exit 1
+        fi
+      done
+      echo "bootstrap: downloading $want failed" >&2
+      exit 1
+    fi
     for pv in $want; do
       pkg=${pv%%=*}; ver=${pv#*=}
-      if ! (cd "$tools/debs" && apt-get "${apt_opts[@]}" -qq download "$pkg=$ver" >/dev/null 2>&1); then
-        avail=$(apt-cache "${apt_opts[@]}" madison "$pkg" | awk -F'|' '{gsub(/ /,"",$2); print $2}' | sort -u | tr '\n' ' ')
-        echo "bootstrap: $pkg $ver is no longer in Debian $release; available: ${avail:-none} (update the pin in tools/bootstrap-servers.sh)" >&2
-        exit 1
-      fi
       deb=$(ls "$tools/debs/${pkg}_"*.deb | grep -F "_${ver//:/%3a}_" | head -1)
       dpkg -x "$deb" "$servers"
     done
