@@ -209,7 +209,7 @@ def seen_in_prometheus(apis: Apis, out: Outcome, name: str, until: float,
 # --- the incidents ---------------------------------------------------------------------------
 
 
-def redis_down(out: Outcome, stop: threading.Event) -> None:
+def redis_down(out: Outcome) -> None:
     apis = Apis()
     rule = alert_rule("RedisDown")
     try:
@@ -233,7 +233,7 @@ async def _close_all(conns: list[Any]) -> None:
     await asyncio.gather(*[c.close(timeout=5) for c in conns], return_exceptions=True)
 
 
-def postgres(out: Outcome, slow: Outcome, stop: threading.Event, run: str) -> None:
+def postgres(out: Outcome, slow: Outcome, run: str) -> None:
     """HighDatabaseConnections from real connections, then PostgresDown and its inhibition."""
     apis = Apis()
     loop = asyncio.new_event_loop()
@@ -313,7 +313,7 @@ def postgres(out: Outcome, slow: Outcome, stop: threading.Event, run: str) -> No
         loop.close()
 
 
-def slow_queries(out: Outcome, stop: threading.Event) -> None:
+def slow_queries(out: Outcome) -> None:
     """db_latency_seconds on the live api (re-applied if the scenario restarts it) until
     SlowDatabaseQueries goes pending while PostgreSQL really runs slow sessions (the exporter
     sees them waiting in pg_sleep). Its `for: 5m` is `make test-live-full`'s to wait out."""
@@ -361,7 +361,8 @@ def slow_queries(out: Outcome, stop: threading.Event) -> None:
         out.mark("db_latency_seconds cleared")
 
 
-async def _publish(url: str, n: int, run: str) -> None:
+async def publish_jobs(url: str, n: int, run: str) -> None:
+    """Publish `n` analysis jobs to analyzer_queue, as the api does."""
     import aio_pika
 
     connection = await aio_pika.connect_robust(url, timeout=10)
@@ -377,7 +378,7 @@ async def _publish(url: str, n: int, run: str) -> None:
                 routing_key="analyzer_queue")
 
 
-def rabbitmq(out: Outcome, stop: threading.Event, run: str) -> None:
+def rabbitmq(out: Outcome, run: str) -> None:
     apis = Apis()
     alarm = alert_rule("RabbitMQResourceAlarm")
     node = alert_rule("RabbitMQNodeDown")
@@ -389,7 +390,7 @@ def rabbitmq(out: Outcome, stop: threading.Event, run: str) -> None:
         wait(lambda: not apis.client.get(f"{ANALYZER}/health").json()["checks"]
              ["message_queue"]["details"]["consuming"], time.time() + 30,
              "the analyzer's consumer gone", interval=0.5)
-        asyncio.run(_publish(deps.DSN_FILES["RABBITMQ_URL"].read_text().strip(), BACKLOG, run))
+        asyncio.run(publish_jobs(deps.DSN_FILES["RABBITMQ_URL"].read_text().strip(), BACKLOG, run))
         published = out.mark("jobs published")
         scrape = scrape_interval("rabbitmq-queues")
         # both jobs' view: per queue (rabbitmq-queues) and the node's total (rabbitmq)
@@ -467,13 +468,7 @@ class Incidents:
     health: dict[str, Any]  # the api's /health before anything was broken
     flow: dict[str, Any]  # uploads reaching the analyzer through RabbitMQ, before anything
     outcomes: dict[str, Outcome]
-    stop: threading.Event
     threads: list[threading.Thread]
-
-    def outcome(self, name: str, timeout: float) -> Outcome:
-        out = self.outcomes[name]
-        out.done.wait(timeout)
-        return out
 
 
 def _thread(out: Outcome, target: Callable[..., None], *args: Any) -> threading.Thread:
@@ -526,8 +521,7 @@ def started() -> Iterator[Incidents]:
     apis = Apis()
     health = apis.client.get(f"{API}/health").json()
     flow = _flow(apis)
-    stop = STOP
-    stop.clear()
+    STOP.clear()
     outs = {name: Outcome(name) for name in ("redis", "postgres", "slow", "rabbitmq")}
     now = time.time()
     hdc = alert_rule("HighDatabaseConnections")
@@ -538,18 +532,18 @@ def started() -> Iterator[Incidents]:
                                  + 200 + deadline_for(down, "postgres", {"env": "native"}))
     outs["rabbitmq"].deadline = now + 600
     threads = [
-        _thread(outs["redis"], redis_down, stop),
-        _thread(outs["slow"], slow_queries, stop),
-        _thread(outs["postgres"], postgres, outs["slow"], stop, run),
-        _thread(outs["rabbitmq"], rabbitmq, stop, run),
+        _thread(outs["redis"], redis_down),
+        _thread(outs["slow"], slow_queries),
+        _thread(outs["postgres"], postgres, outs["slow"], run),
+        _thread(outs["rabbitmq"], rabbitmq, run),
     ]
     for t in threads:
         t.start()
-    incidents = Incidents(run, now, health, flow, outs, stop, threads)
+    incidents = Incidents(run, now, health, flow, outs, threads)
     try:
         yield incidents
     finally:
-        stop.set()
+        STOP.set()
         for t in threads:
             t.join(timeout=120)
         native.wait_ready(["postgres", "redis", "rabbitmq", "api", "analyzer"], timeout=60)

@@ -35,8 +35,8 @@ from tests.integration.dependencies import (
     BACKLOG,
     SLOW_QUERY_S,
     Apis,
-    _publish,
     deadline_for,
+    publish_jobs,
 )
 
 pytestmark = [pytest.mark.native, pytest.mark.timeout(1200)]
@@ -55,7 +55,7 @@ def held(stack, fresh_alertmanager: float) -> Iterator[tuple[float, str]]:  # no
         apis.faults(API, {"db_latency_seconds": SLOW_QUERY_S})
         apis.faults(ANALYZER, {"consumer_paused": True})
         time.sleep(2)  # the consumer checks the knob every 0.5 s
-        asyncio.run(_publish(deps.DSN_FILES["RABBITMQ_URL"].read_text().strip(), BACKLOG, run))
+        asyncio.run(publish_jobs(deps.DSN_FILES["RABBITMQ_URL"].read_text().strip(), BACKLOG, run))
         yield time.time(), run
     finally:
         for url, knob in ((API, "db_latency_seconds"), (ANALYZER, "consumer_paused")):
