@@ -151,9 +151,11 @@ def rabbitmq_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the group this fixture started, nothing else
         try:
-            proc.wait(timeout=30)
+            # a throw-away node: no need to wait out its full graceful shutdown
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
         epmd.terminate()
         epmd.wait(timeout=10)
 
