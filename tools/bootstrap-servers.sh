@@ -28,6 +28,8 @@ release=bookworm
 # Pinned Debian 12 versions; bump here and nowhere else.
 postgres_pin="postgresql-15=15.18-0+deb12u1"
 redis_pins="redis-server=5:7.0.15-1~deb12u10 redis-tools=5:7.0.15-1~deb12u10 libjemalloc2=5.3.0-1 liblzf1=3.6-3"
+# (redis-server also needs libatomic1, which a minimal Debian image may lack)
+redis_pins+=" libatomic1=12.2.0-14+deb12u1"
 erlang_version="1:25.2.3+dfsg-1+deb12u4"
 rabbitmq_pins="rabbitmq-server=3.10.8-1.1+deb12u1"
 # Every Erlang application rabbitmq-server 3.10.8 depends on (its Depends line).
