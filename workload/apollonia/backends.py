@@ -363,7 +363,8 @@ class JobQueue:
                 self._connection = await aio_pika.connect_robust(self.url, timeout=5)
                 self._channel = await self._connection.channel()
                 # robust=False: aio-pika's robust channel answers a passive declare of a queue
-                # it remembers from its cache, so the message count would never change.
+                # it remembers from its cache (RobustChannel.declare_queue, aio-pika 10.2.1),
+                # so the message count would never change.
                 await self._channel.declare_queue(QUEUE_NAME, durable=True, robust=False)
                 log.info("connected to RabbitMQ", extra={"queue": QUEUE_NAME, "role": "publisher"})
                 while True:
