@@ -46,7 +46,7 @@ bootstrap: venv tools ## Everything the tests need (idempotent, cached)
 
 # --- Checks ------------------------------------------------------------------
 
-.PHONY: lint test test-rules smoke
+.PHONY: lint test test-rules test-live-full smoke
 lint: bootstrap ## Static checks: compose config, promtool, amtool, yamllint, JSON
 	@tools/lint.sh
 
@@ -55,6 +55,11 @@ test: lint ## Lint, then every pytest suite (unit, rules, policy, native integra
 
 test-rules: tools ## Run the promtool rule unit tests (the same command users' CI runs)
 	promtool test rules tests/rules/*.test.yml
+
+# Alerts whose `for` is longer than `make test` waits (SlowDatabaseQueries 5m,
+# MLProcessingBacklog and the RabbitMQ backlog 10m), fired and delivered on the native run.
+test-live-full: bootstrap ## Fire the long-`for` database/queue alerts on the native run (~12 min)
+	LIVE_FULL=1 $(PY) -m pytest tests/integration/test_live_full.py
 
 smoke: bootstrap ## Smoke suite against the running compose stack (needs a Docker host)
 	$(PY) -m pytest tests/smoke tests/e2e tests/grafana/test_panels_live.py --backend=compose
@@ -66,7 +71,7 @@ up: ## Start the stack (compose with the demo profile; native processes without 
 ifeq ($(DOCKER_ENGINE),yes)
 	@$(MAKE) --no-print-directory up-compose
 else
-	@echo "make up: no Docker engine reachable; starting the native run (Prometheus, Alertmanager, exporters, workload) instead"
+	@echo "make up: no Docker engine reachable; starting the native run (Prometheus, Alertmanager, exporters, PostgreSQL, Redis, RabbitMQ, workload) instead"
 	@$(MAKE) --no-print-directory up-native
 endif
 

@@ -39,11 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SYNTHETIC = {"ALERTS", "ALERTS_FOR_STATE"}
 
 # Exporters that only run with a Docker host: their metrics cannot exist in the native run.
+# (PostgreSQL, Redis and RabbitMQ with their exporters run natively: pg_, redis_, rabbitmq_
+# and erlang_ names are checked.)
 NATIVE_ABSENT_PREFIXES: tuple[str, ...] = (
-    "pg_",  # postgres-exporter
-    "redis_",  # redis_exporter
-    "rabbitmq_",  # RabbitMQ's prometheus plugin
-    "erlang_",  # RabbitMQ (Erlang VM)
     "container_",  # cAdvisor
     "cadvisor_",
     "machine_",  # cAdvisor machine info

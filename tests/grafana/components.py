@@ -25,7 +25,7 @@ from tests.metrics_catalog import EXPOSITIONS, exposition_series, recorded_names
 # Components the native run starts (native/): everything else needs a Docker host.
 NATIVE_COMPONENTS = frozenset({
     "api", "analyzer", "prometheus", "alertmanager", "node-exporter", "blackbox-exporter",
-    "recording-rules",
+    "postgres-exporter", "redis-exporter", "recording-rules",
 })
 
 PROMETHEUS_SYNTHETIC = frozenset({

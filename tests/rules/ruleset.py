@@ -136,7 +136,8 @@ _EXPORTERS = {
     "node_": "node", "container_": "cadvisor", "machine_": "cadvisor",
     "prometheus_": "prometheus", "alertmanager_": "alertmanager", "grafana_": "grafana",
     "fluentbit_": "fluent-bit", "elasticsearch_": "elasticsearch", "otelcol_": "jaeger",
-    "pg_": "postgres", "redis_": "redis", "rabbitmq_": "rabbitmq", "probe_": "blackbox-http",
+    "pg_": "postgres", "redis_": "redis", "rabbitmq_detailed_": "rabbitmq-queues",
+    "rabbitmq_": "rabbitmq", "probe_": "blackbox-http",
 }
 
 

@@ -289,9 +289,20 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
         _alert("SlowDatabaseQueries", "warning", "api"),  # inhibited: the database is down
         _alert("RedisDown", "critical", "redis"),
         _alert("LowCacheHitRate", "warning", "api"),  # inhibited: the cache is down
+        _alert("RabbitMQNodeDown", "critical", "rabbitmq", job="rabbitmq", instance="mq:15692"),
+        # inhibited: the node is down (same instance, either RabbitMQ job) ...
+        _alert("TargetDown", "warning", "rabbitmq", job="rabbitmq-queues", instance="mq:15692"),
+        # ... but not another instance's
+        _alert("TargetDown", "warning", "rabbitmq", job="rabbitmq", instance="mq2:15692"),
+        _alert("RabbitMQQueueNoConsumers", "warning", "rabbitmq", instance="mq:15692",
+               vhost="/", queue="analyzer_queue"),
+        # inhibited: the same queue has no consumer
+        _alert("RabbitMQQueueBacklogGrowing", "warning", "rabbitmq", instance="mq:15692",
+               vhost="/", queue="analyzer_queue"),
     ]
     sources = [a for a in alerts if a["labels"]["alertname"] in
-               ("ServiceDown", "PostgresDown", "RedisDown")] + alerts[2:3]
+               ("ServiceDown", "PostgresDown", "RedisDown", "RabbitMQNodeDown",
+                "RabbitMQQueueNoConsumers")] + alerts[2:3]
     # Sources first, so the inhibition is in place when the targets arrive.
     httpx.post(f"{url}/api/v2/alerts", json=sources, timeout=5).raise_for_status()
     time.sleep(0.5)
@@ -302,17 +313,20 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
 
     deadline = time.time() + 20
     while time.time() < deadline and not (delivered("/heartbeat") and delivered("/chat-critical")
-                                          and len(delivered("/critical")) >= 4):
+                                          and len(delivered("/critical")) >= 5):
         time.sleep(0.2)
 
     # Inhibition, as Alertmanager reports it.
     state = httpx.get(f"{url}/api/v2/alerts", timeout=5).json()
-    inhibited = {(a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"])
+    inhibited = {(a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"],
+                  a["labels"].get("job", ""))
                  for a in state if a["status"]["inhibitedBy"]}
-    assert inhibited == {("HighErrorRate", "api", "critical"),
-                         ("HighErrorRate", "analyzer", "warning"),
-                         ("SlowDatabaseQueries", "api", "warning"),
-                         ("LowCacheHitRate", "api", "warning")}, state
+    assert inhibited == {("HighErrorRate", "api", "critical", ""),
+                         ("HighErrorRate", "analyzer", "warning", ""),
+                         ("SlowDatabaseQueries", "api", "warning", ""),
+                         ("LowCacheHitRate", "api", "warning", ""),
+                         ("TargetDown", "rabbitmq", "warning", "rabbitmq-queues"),
+                         ("RabbitMQQueueBacklogGrowing", "rabbitmq", "warning", "")}, state
 
     # Webhook receivers: which alerts reached which receiver.
     sent = {(p, a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"])
@@ -323,7 +337,14 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     assert ("/critical", "PostgresDown", "postgres", "critical") in sent
     assert ("/critical", "RedisDown", "redis", "critical") in sent
     assert not [s for s in sent if s[1] == "HighErrorRate" and s[2] == "api"], sent
-    assert not [s for s in sent if s[3] == "warning" or s[1] == "ApiErrorBudgetLow"], sent
+    muted = {"HighErrorRate", "SlowDatabaseQueries", "LowCacheHitRate",
+             "RabbitMQQueueBacklogGrowing"}
+    assert not [s for s in sent if s[1] in muted and s[3] == "warning"], sent
+    assert not [s for s in sent if s[1] == "ApiErrorBudgetLow"], sent
+    muted_target = [a["labels"] for _, body in capture.posts for a in body.get("alerts", [])
+                    if a["labels"]["alertname"] == "TargetDown"
+                    and a["labels"].get("instance") == "mq:15692"]
+    assert not muted_target, muted_target
     assert not [s for s in sent if s[1] == "Watchdog" and s[0] != "/heartbeat"], sent
 
     # Chat receiver: the templates rendered with the alert's annotations and links.
