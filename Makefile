@@ -117,8 +117,11 @@ secrets: ## Generate missing secrets in secrets/ (random, git-ignored, never pri
 
 # --- Dashboards, hardening, release ------------------------------------------
 
-.PHONY: dashboards doctor bundle
-dashboards: venv ## Regenerate grafana/dashboards/ from grafana/codegen/
+.PHONY: slo dashboards doctor bundle
+slo: venv ## Regenerate prometheus/rules/slo.yml, its promtool tests and the SLO tables from prometheus/slos.yml
+	$(PY) -m tools.slo
+
+dashboards: venv ## Regenerate grafana/dashboards/ from grafana/codegen/ (the SLO windows from prometheus/slos.yml)
 	$(PY) -m grafana.codegen
 
 doctor: venv ## Preflight checks for a Docker host (pass/fail per line, with the fix)

@@ -289,9 +289,16 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
         _alert("SlowDatabaseQueries", "warning", "api"),  # inhibited: the database is down
         _alert("RedisDown", "critical", "redis"),
         _alert("LowCacheHitRate", "warning", "api"),  # inhibited: the cache is down
+        # Burn-rate alerts of another environment (ServiceDown above is for compose): the
+        # 6h/30m page inhibits the ticket of the same SLO whatever its window pair.
+        _alert("ApiErrorBudgetBurn", "critical", "api", env="staging", slo="latency",
+               window="6h/30m"),
+        _alert("ApiErrorBudgetBurn", "warning", "api", env="staging", slo="latency",
+               window="1d/2h"),
     ]
     sources = [a for a in alerts if a["labels"]["alertname"] in
-               ("ServiceDown", "PostgresDown", "RedisDown")] + alerts[2:3]
+               ("ServiceDown", "PostgresDown", "RedisDown")
+               or a["labels"].get("window") == "6h/30m"] + alerts[2:3]
     # Sources first, so the inhibition is in place when the targets arrive.
     httpx.post(f"{url}/api/v2/alerts", json=sources, timeout=5).raise_for_status()
     time.sleep(0.5)
@@ -302,7 +309,7 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
 
     deadline = time.time() + 20
     while time.time() < deadline and not (delivered("/heartbeat") and delivered("/chat-critical")
-                                          and len(delivered("/critical")) >= 4):
+                                          and len(delivered("/critical")) >= 5):
         time.sleep(0.2)
 
     # Inhibition, as Alertmanager reports it.
@@ -312,7 +319,8 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     assert inhibited == {("HighErrorRate", "api", "critical"),
                          ("HighErrorRate", "analyzer", "warning"),
                          ("SlowDatabaseQueries", "api", "warning"),
-                         ("LowCacheHitRate", "api", "warning")}, state
+                         ("LowCacheHitRate", "api", "warning"),
+                         ("ApiErrorBudgetBurn", "api", "warning")}, state
 
     # Webhook receivers: which alerts reached which receiver.
     sent = {(p, a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"])
@@ -338,3 +346,12 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     assert ("Grafana: http://127.0.0.1:3000/d/apollonia-overview?var-env=compose&var-service=api"
             "&from=now-1h&to=now") in text
     assert "Source: http://127.0.0.1:9090/graph?g0.expr=up" in text
+
+    # A burn-rate page: its SLO and window pair in the title and the text, and the Grafana
+    # link opens the SLO dashboard over the long window.
+    title = "[FIRING:1] ApiErrorBudgetBurn api (staging) latency 6h/30m"
+    assert title in chat, chat.keys()
+    text = chat[title]
+    assert "Window: 6h/30m (long/short burn-rate windows" in text
+    assert ("Grafana: http://127.0.0.1:3000/d/apollonia-slo?var-env=staging&var-service=api"
+            "&var-slo=latency&from=now-6h&to=now") in text
