@@ -4,6 +4,7 @@
     python -m tools.notify_benchmark error-burn     # 100% api errors -> ApiErrorBudgetBurn page
     python -m tools.notify_benchmark first-notify [--runs 3] [--prometheus-flag=--x=y ...]
                                                     # Prometheus start -> first Watchdog webhook
+                                                    # (with the native run's alert flags)
     python -m tools.notify_benchmark all
 
 `service-down` and `error-burn` act on the running native stack (`make up-native`) and undo
@@ -41,10 +42,12 @@ from native import stack as native  # noqa: E402
 from tests.integration.alerting import (  # noqa: E402
     alert_rule,
     evaluation_interval,
+    prometheus_flag,
     routes_for,
     scrape_interval,
     seconds,
 )
+from tools.slo.spec import load as load_slos  # noqa: E402
 
 PROM = "http://127.0.0.1:9090"
 AM = "http://127.0.0.1:9093"
@@ -133,18 +136,22 @@ def service_down(timeout: float = 300) -> Figure:
 
 def error_burn(timeout: float = 420) -> Figure:
     _require_native()
-    rule = alert_rule("ApiErrorBudgetBurn", severity="critical")
+    spec = load_slos()
+    slo = next(o for o in spec.slos if o.service == "api" and o.name == "availability")
+    quick = next(p for p in spec.pairs if p.tier == "page" and p.speed == "quick")
+    rule = alert_rule(slo.alert_name, severity="critical", slo=slo.name, window=quick.label)
     labels = {"alertname": rule.name, "service": "api", "env": "native", **rule.labels}
     route = routes_for(labels)[0]
     scrape, ev = scrape_interval("apollonia-api"), evaluation_interval()
-    # How much traffic history the 1h window holds decides how soon 100% errors push its
-    # error ratio over 14.4 x 0.1% = 1.44%: t / (history + t) > 0.0144.
+    # The 1h window is computed from raw samples: how much traffic history it holds decides
+    # how soon 100% errors push its ratio over factor x budget (14.4 x 0.1% = 1.44%):
+    # t / (history + t) > 0.0144, i.e. 52.6 s with a full hour of history.
     start = float(httpx.get(f"{PROM}/api/v1/query", params={
         "query": 'min(timestamp(process_start_time_seconds{job="prometheus"}))'}, timeout=5)
         .json()["data"]["result"][0]["value"][1])
-    history = min(3600.0, time.time() - start)
-    budget = 14.4 * (1 - 0.999)
-    window_s = budget * history / (1 - budget)
+    history = min(float(quick.long), time.time() - start)
+    line = quick.factor * slo.budget
+    window_s = line * history / (1 - line)
     active = [a for a in httpx.get(f"{PROM}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
               if a["labels"].get("alertname") == rule.name and a["labels"].get("service") == "api"]
     if active:
@@ -155,19 +162,25 @@ def error_burn(timeout: float = 420) -> Figure:
     t0 = time.time()
     httpx.post(f"{API}/admin/faults", json={"error_ratio": 1.0}, timeout=5).raise_for_status()
     try:
-        got = _wait(lambda: _sink_first(SINK, t0, rule.name, service="api"), timeout)
+        got = _wait(lambda: _sink_first(SINK, t0, rule.name, service="api",
+                                        window=quick.label), timeout)
     finally:
         httpx.delete(f"{API}/admin/faults", timeout=5)
     if got is None:
         raise SystemExit(f"notify_benchmark: no {rule.name} page within {timeout:.0f}s")
-    floor = max(window_s, 2 * scrape) + rule.hold + route.group_wait
+    floor = window_s + rule.hold + route.group_wait
     return Figure(
-        "100% api errors -> ApiErrorBudgetBurn page", got - t0, floor,
-        floor + scrape + 2 * ev,
-        f"= 1h ratio > 1.44% after {window_s:.0f}s ({history / 60:.0f} min of history;"
-        f" >= 2 scrapes {2 * scrape:.0f}s) + for {rule.hold:.0f}s"
-        f" + group_wait {route.group_wait:.0f}s (+ scrape/eval alignment)",
+        f"100% api errors -> {rule.name} {quick.label} page", got - t0, floor,
+        floor + scrape + ev,
+        f"= {quick.label.split('/')[0]} ratio > {line:.2%} after {window_s:.0f}s "
+        f"({history / 60:.0f} min of history) + for {rule.hold:.0f}s"
+        f" + group_wait {route.group_wait:.0f}s (+ scrape <= {scrape:.0f}s, eval <= {ev:.0f}s)",
     )
+
+
+def native_prometheus_flags(names: tuple[str, ...] = ("--rules.alert.resend-delay",)) -> list[str]:
+    """The native run's (and compose's) Prometheus flags that change alert timing."""
+    return [f"{n}={v}" for n in names if (v := prometheus_flag(n)) is not None]
 
 
 # --- cold start -> first notification ------------------------------------------------------------
@@ -335,9 +348,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="first-notify: start Alertmanager this long after Prometheus "
                              "(default: Alertmanager ready first)")
     parser.add_argument("--prometheus-flag", dest="prom_flags", action="append", default=[],
-                        metavar="FLAG", help="first-notify: extra Prometheus flag (repeatable),"
-                        " e.g. --prometheus-flag=--rules.alert.resend-delay=10s")
+                        metavar="FLAG", help="first-notify: extra Prometheus flag (repeatable;"
+                        " replaces the native run's flag of the same name), e.g."
+                        " --prometheus-flag=--rules.alert.resend-delay=1m")
     args = parser.parse_args(argv)
+    given = {f.split("=", 1)[0] for f in args.prom_flags}
+    args.prom_flags = [f for f in native_prometheus_flags()
+                       if f.split("=", 1)[0] not in given] + args.prom_flags
     figures: list[Figure] = []
     if args.path in ("first-notify", "all"):
         for fig in first_notify_report(args.runs, args.prom_flags, args.am_after):

@@ -43,6 +43,7 @@ from tests.integration.alerting import (
     am_config,
     amtool_receivers,
     evaluation_interval,
+    resend_delay,
     routes_for,
     scrape_interval,
     wait_for,
@@ -440,8 +441,9 @@ def test_watchdog_reaches_heartbeat_receiver(urls, probe, scenario: Scenario) ->
     assert receivers, "Watchdog routes nowhere"
     route = routes_for(labels)[0]
     # The scenario restarted Alertmanager: Prometheus re-sends the firing Watchdog after its
-    # resend delay (1m, checked on the next evaluation after it), then group_wait.
-    timeout = scenario.started + 60 + 2 * EVAL + route.group_wait + MARGIN - time.time()
+    # resend delay (checked on the next evaluation after it), then group_wait.
+    timeout = (scenario.started + resend_delay() + 2 * EVAL + route.group_wait + MARGIN
+               - time.time())
     got = wait_for(lambda: [r for r, s, _ in sink_alerts(probe, urls.sink, scenario.started,
                                                          alertname="Watchdog")
                             if s == "firing"], max(1.0, timeout),
