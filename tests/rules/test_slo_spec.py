@@ -42,10 +42,10 @@ def test_drift_is_reported_per_file(tmp_path: Path, files: dict[Path, str]) -> N
     assert drift(s, tmp_path, files) == []
     rules = tmp_path / "prometheus/rules/slo.yml"
     rules.write_text(rules.read_text().replace("> 0.0144", "> 0.144", 1))
-    (tmp_path / "tests/rules/slo_page.test.yml").unlink()
+    (tmp_path / "tests/rules/slo-api-latency.page.test.yml").unlink()
     assert drift(s, tmp_path, files) == [
         "prometheus/rules/slo.yml: differs from prometheus/slos.yml (run make slo)",
-        "tests/rules/slo_page.test.yml: missing (run make slo)",
+        "tests/rules/slo-api-latency.page.test.yml: missing (run make slo)",
     ]
 
 

@@ -20,15 +20,18 @@ from .spec import ROOT, SPEC, Spec, SpecError, load
 def targets(root: Path = ROOT) -> list[Path]:
     """Every file `make slo` writes."""
     return [root / "prometheus/rules/slo.yml",
-            *[root / "tests/rules" / res.file for res in unit_tests.RESOLUTIONS],
+            *[root / "tests/rules" / unit_tests.test_file(slo, res)
+              for slo in load().slos for res in unit_tests.RESOLUTIONS],
             *dict.fromkeys(root / path for path, _ in docs.TABLES)]
 
 
 def generated(spec: Spec, root: Path = ROOT) -> dict[Path, str]:
     """Every generated file (absolute path) -> its content."""
     out = {root / "prometheus/rules/slo.yml": rules.generate(spec)}
-    for res in unit_tests.RESOLUTIONS:
-        out[root / "tests/rules" / res.file] = unit_tests.generate(spec, res)
+    for slo in spec.slos:
+        for res in unit_tests.RESOLUTIONS:
+            out[root / "tests/rules" / unit_tests.test_file(slo, res)] = \
+                unit_tests.generate(spec, res, slo)
     for path, marker in docs.TABLES:
         current = (root / path).read_text(encoding="utf-8")
         out[root / path] = docs.replace(current, marker, docs.table(spec, marker), path)

@@ -29,7 +29,7 @@ def _pct(v: float) -> str:
 
 def page_after(spec: Spec, slo, step: int = 15) -> int:  # noqa: ANN001 - Slo
     """Seconds from the start of a full outage to the fast page, at 15 s resolution, with a
-    full hour of steady traffic before it (what slo_page.test.yml asserts)."""
+    full hour of steady traffic before it (what the page test files assert)."""
     quick = next(p for p in spec.pairs if p.tier == "page" and p.speed == "quick")
     phases = [Phase(3900, 10.0, 0.0), Phase(3600, 10.0, 1.0)]
     evals = simulate(spec, slo, phases, step, step, 7500)

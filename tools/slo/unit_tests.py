@@ -4,13 +4,15 @@ Every case is one SLO under a traffic schedule (tools/slo/model.py `Phase`); the
 predicts which window pairs fire at each evaluation, and the tests assert those predictions
 at the moments that matter: one evaluation before and at the first page or ticket, after a
 recovery, at the min_events boundary (5% above and below), and wherever a threshold changed
-tenfold would give another answer. Cases that share a schedule's length run side by side in
-one test group, told apart by their `env` label (the rules are per env and service), which
-keeps promtool's evaluations few. Three files, by the resolution a case needs:
+tenfold would give another answer. All cases of a file run side by side in one test group,
+told apart by their `env` label (the rules are per env and service), which keeps promtool's
+evaluations few. Three files per SLO, tests/rules/slo-<service>-<slo>.<resolution>.test.yml,
+by the resolution a case needs:
 
-    slo_page.test.yml       15 s samples and evaluations: the page's timing, 30 s blips
-    slo_sustained.test.yml  1 m: recoveries, burns that take hours (6h/30m), low traffic
-    slo_ticket.test.yml     1 m samples, 5 m evaluations, a day of history: tickets, budget
+    page       15 s samples and evaluations: the page's timing, 30 s blips
+    sustained  1 m samples, 2 m evaluations: recoveries, burns that take hours (6h/30m),
+               low traffic, the 30-day budget
+    ticket     1 m samples, 5 m evaluations, a day of history: tickets
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .model import (
     threshold,
     values_notation,
 )
-from .rules import budget_description, description, group_order, recorded
+from .rules import budget_description, description, group_name, group_order, recorded
 from .spec import Pair, Slo, Spec, duration
 
 MARGIN = 1e-6  # a decisive comparison closer than this (relative) makes a flaky test
@@ -56,22 +58,22 @@ def span(secs: int) -> str:
 
 @dataclass(frozen=True)
 class Resolution:
-    file: str
+    name: str  # tests/rules/slo-<service>-<slo>.<name>.test.yml
     interval: int  # input samples
     step: int  # evaluations
     history: int  # clean traffic before the incident
     header: str
 
 
-PAGE = Resolution("slo_page.test.yml", 15, 15, 3900,
+PAGE = Resolution("page", 15, 15, 3900,
                   "15 s samples and evaluations, 1h05m of clean traffic first (the 1h window "
                   "full). Longer windows hold only that hour here, so only the pair under test "
                   "is asserted (through ALERTS); the other files assert every pair")
-SUSTAINED = Resolution("slo_sustained.test.yml", 60, 120, 6 * 3600,
+SUSTAINED = Resolution("sustained", 60, 120, 6 * 3600,
                        "1 m samples, an evaluation every 2 m, 6h of clean traffic first (the page "
                        "windows full; the 1d and 3d windows hold only those hours, so the tickets "
-                       "come earlier than with a full history: slo_ticket.test.yml has a day)")
-TICKET = Resolution("slo_ticket.test.yml", 60, 300, 86400,
+                       "come earlier than with a full history: the ticket file has a day)")
+TICKET = Resolution("ticket", 60, 300, 86400,
                     "1 m samples, an evaluation every 5 m, a day of clean traffic first")
 RESOLUTIONS = (PAGE, SUSTAINED, TICKET)
 
@@ -128,7 +130,13 @@ def _pct(v: float) -> str:
     return f"{v:.3%}".rstrip("0").rstrip(".").replace(".%", "%")
 
 
-def groups(spec: Spec, res: Resolution) -> list[Group]:
+def test_file(slo: Slo, res: Resolution) -> str:
+    """The file of one SLO at one resolution (tests/rules/mutate.py relies on the prefix:
+    the rule group's name)."""
+    return f"{group_name(slo)}.{res.name}.test.yml"
+
+
+def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
     quick, slow = _pair(spec, "page", "quick"), _pair(spec, "page", "slow")
     tq, ts = _pair(spec, "ticket", "quick"), _pair(spec, "ticket", "slow")
     t0, step = res.history, res.step
@@ -152,7 +160,6 @@ def groups(spec: Spec, res: Resolution) -> list[Group]:
                                     [(at, f"{pair.label} {'fires' if sign > 0 else 'does not'}"
                                           f" {word} {slo.min_events} events")]))
 
-    slos = spec.slos
     if res is PAGE:
         g = group("outage", "a full outage pages within a minute of the workbook's figure",
                   f"Every event bad from {span(t0)} on. The {duration(quick.long)} ratio passes "
@@ -173,14 +180,14 @@ def groups(spec: Spec, res: Resolution) -> list[Group]:
                   "is not.")
         for slo in slos:
             g.cases.append(Case(slo, "compose", _hist(res, (30, DAY_RATE, 1.0),
-                                                      (3600, DAY_RATE, 0.0)),
+                                                      (600, DAY_RATE, 0.0)),
                                 [(t0 + 30, "during the blip"), (t0 + 300, "5 minutes on"),
-                                 (t0 + 3600, "an hour on")], only=quick.label,
+                                 (t0 + 600, "10 minutes on")], only=quick.label,
                                 proof_at=t0 + 30))
 
     if res is SUSTAINED:
         g = group("blip", "a short blip pages nobody",
-                  "One minute at 50% bad events (the 30 s blip of slo_page.test.yml at this "
+                  "One minute at 50% bad events (the 30 s blip of the page file at this "
                   "resolution), now with the 6h window full: no pair fires.")
         for slo in slos:
             g.cases.append(Case(slo, "compose", _hist(res, (60, DAY_RATE, 0.5),
@@ -189,7 +196,7 @@ def groups(spec: Spec, res: Resolution) -> list[Group]:
                                  (t0 + 3600, "an hour on")], only="critical"))
 
         g = group("outage", "a full outage pages, with the exact alert",
-                  "The same outage as in slo_page.test.yml at 1 m resolution, with 6 hours of "
+                  "The same outage as in the page file at 1 m resolution, with 6 hours of "
                   "history: every pair asserted, and every recorded series' value.")
         for slo in slos:
             at = _first(spec, res, slo, _hist(res, (3600, DAY_RATE, 1.0)), fires(quick))
@@ -434,7 +441,8 @@ def _alerts_series(name: str, alert: dict) -> str:
     return f"ALERTS{{{_inner(labels)}}}"
 
 
-def _test_group(spec: Spec, res: Resolution, scenarios: list[Group]) -> tuple[str, dict]:
+def _test_group(spec: Spec, res: Resolution, scenarios: list[Group],
+                title: str) -> tuple[str, dict]:
     """All scenarios of a file as one promtool test group (one evaluation timeline)."""
     cases: list[Case] = []
     for sc in scenarios:
@@ -535,7 +543,7 @@ def _test_group(spec: Spec, res: Resolution, scenarios: list[Group]) -> tuple[st
                     else []})
         if case.values_at is not None:
             exprs += _values(spec, case, ev[case.values_at])
-    group: dict[str, Any] = {"name": f"SLO burn-rate alerts, {res.file}",
+    group: dict[str, Any] = {"name": f"{title}: {res.name} tests",
                              "interval": span(res.interval), "input_series": series}
     if rule_tests:
         group["alert_rule_test"] = rule_tests
@@ -560,7 +568,7 @@ def _wrap(text: str, width: int = 92) -> list[str]:
     return [*lines, line] if line else lines
 
 
-def generate(spec: Spec, res: Resolution) -> str:
+def generate(spec: Spec, res: Resolution, slo: Slo) -> str:
     head = [
         "# GENERATED by `make slo` (python -m tools.slo) from prometheus/slos.yml, with the",
         "# expectations predicted by tools/slo/model.py: edit the spec or the cases in",
@@ -576,7 +584,8 @@ def generate(spec: Spec, res: Resolution) -> str:
         "fuzzy_compare": True,
         "group_eval_order": group_order(spec),
     }
-    comment, group = _test_group(spec, res, groups(spec, res))
+    title = f"{slo.service} {slo.name} SLO"
+    comment, group = _test_group(spec, res, groups(spec, res, (slo,)), title)
     doc["tests"] = [group]
     body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=10000, allow_unicode=True)
     return "\n".join(["\n".join(head), "#", "# Scenarios, and what the model expects at each "
