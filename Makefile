@@ -130,9 +130,13 @@ doctor: venv ## Preflight checks for a Docker host (pass/fail per line, with the
 bundle: bootstrap ## Versioned tarball for a staging host in dist/
 	$(PY) -m tools.bundle
 
-.PHONY: diagnose benchmark
+.PHONY: diagnose benchmark benchmark-scale
 diagnose: venv ## Run the automated diagnosis queries against Prometheus on 127.0.0.1:9090
 	$(PY) -m tools.diagnose
 
 benchmark: venv ## Time-to-notify figures against the native run (make up-native first)
 	$(PY) -m tools.notify_benchmark all
+
+# Heavy (LARGE: ~40 min on 2 cores, a few GB under .run/benchmark-scale): not part of make test.
+benchmark-scale: bootstrap ## Rule and dashboard cost on backfilled SMALL/LARGE TSDBs, main's rules vs these (SIZES=small,large)
+	nice -n 10 $(PY) -m tools.benchmark_scale --sizes $(or $(SIZES),small,large)
