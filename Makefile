@@ -42,15 +42,27 @@ bootstrap: venv tools ## Everything the tests need (idempotent, cached)
 
 # --- Checks ------------------------------------------------------------------
 
-.PHONY: lint test test-rules smoke
+.PHONY: lint test test-offline test-live test-rules mutation smoke
 lint: bootstrap ## Static checks: compose config, promtool, amtool, yamllint, JSON
 	@tools/lint.sh
 
-test: lint ## Lint, then every pytest suite (unit, rules, policy, native integration)
-	$(PY) -m pytest tests
+# Two pytest processes at once: the live suites mostly wait (for `for`, group_wait and
+# scrapes) while the offline ones use the CPU. --output-sync prints each one's output in
+# one piece when it ends; make fails if either fails (and still waits for the other).
+test: bootstrap ## Lint and every pytest suite: the live (native) ones alongside the others
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-offline test-live
+
+test-offline: lint ## Lint, then every suite that needs no running stack (pytest -m "not native")
+	$(PY) -m pytest -m "not native" tests
+
+test-live: bootstrap ## The live suites against the native run: real binaries on 127.0.0.1 (pytest -m native)
+	$(PY) -m pytest -m native -p no:cacheprovider tests
 
 test-rules: tools ## Run the promtool rule unit tests (the same command users' CI runs)
 	promtool test rules tests/rules/*.test.yml
+
+mutation: bootstrap ## Every rule mutant must fail a promtool test (~25 min; a sample runs in make test)
+	nice -n 10 $(PY) -m tests.rules.mutate
 
 smoke: bootstrap ## Smoke suite against the running compose stack (needs a Docker host)
 	$(PY) -m pytest tests/smoke tests/e2e tests/grafana/test_panels_live.py --backend=compose

@@ -3,19 +3,22 @@
 Real Prometheus, Alertmanager, exporters, workload and webhook sink (python -m native up); the
 rules and routes are the bundle's own files with their real `for`, intervals and group_wait.
 
-To stay within ~5 minutes the slow waits run concurrently. Tests run in file order:
+The suite's length is its slowest path (a `for` plus group_wait plus a scrape or two), so
+the slow paths start together, before anything waits, and each test then checks its outcome
+in the order it is due (tests run in file order; the host checks of tests/e2e run first, on
+the untouched stack, and the dashboard panel check runs last, see tests/conftest.py):
 
-  1. quick checks on the healthy stack: targets up, Prometheus restart keeps samples;
-  2. the `scenario` fixture then starts every slow path at once:
-       - stop the api                         -> ServiceDown (for 1m) at the critical receiver
-       - 100% errors on the analyzer + traffic -> HighErrorRate (critical, for 2m)
-       - synthetic alerts + a silence          -> routing, grouping, inhibition, silence
-       - a broken rule file + reload           -> rejected, old rules keep evaluating,
-                                                  PrometheusConfigReloadFailed pending
-     and the remaining tests (including every rule evaluating and no dangling metric names,
-     which poll until the analyzer's slow scrapes fed the recording rules) wait for their
-     outcome in the order it is due.
-Everything is undone at the end (faults cleared, api started, config restored).
+  1. the `scenario` fixture, at once:
+       - 100% errors on the api (10 s scrapes)  -> HighErrorRate (critical, for 2m)
+       - stop the analyzer                      -> ServiceDown (for 1m) at the critical
+                                                   receiver; started again once delivered
+       - synthetic alerts + a silence           -> routing, grouping, inhibition, silence
+  2. while their `for` runs: a Prometheus restart keeps samples (the pending alerts start
+     their `for` again, as they would in production), then a broken rule file + reload is
+     rejected, the old rules keep evaluating, PrometheusConfigReloadFailed goes pending;
+  3. the outcomes as they fall due, then every target up and no dangling metric names
+     (once the analyzer is back).
+Everything is undone at the end (faults cleared, analyzer started, config restored).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -125,87 +127,20 @@ def deadline_for(rule_hold: float, scrape: float, group_wait: float) -> float:
     return scrape + EVAL + rule_hold + EVAL + group_wait + MARGIN
 
 
-# --- 1. quick checks on the healthy stack ---------------------------------------------------------
-
-
-def native_inventory() -> set[tuple[str, str]]:
-    """(job, instance) of every target in prometheus/targets/native/."""
-    expected = set()
-    inv = ROOT / "prometheus/targets/native"
-    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
-    for sc in cfg["scrape_configs"]:
-        job = sc["job_name"]
-        for sd in sc.get("file_sd_configs", []):
-            for f in sd["files"]:
-                groups = yaml.safe_load((inv / Path(f).name).read_text()) or []
-                for g in groups:
-                    expected |= {(job, t) for t in g["targets"]}
-    return expected
-
-
-def test_every_native_target_is_up(urls, probe) -> None:
-    probe.watch("prometheus")
-    expected = native_inventory()
-    assert expected, "native inventory is empty"
-    slowest = max(scrape_interval(job) for job, _ in expected)
-
-    def all_up() -> bool:
-        active = probe.get_json(f"{urls.prometheus}/api/v1/targets?state=active")["data"]
-        seen = {}
-        for t in active["activeTargets"]:
-            # blackbox-http targets: instance is the probed URL
-            seen[(t["labels"]["job"], t["labels"].get("instance", ""))] = t
-        missing = {k for k in expected if k not in seen}
-        down = {
-            f"{job} {inst}": f"{seen[job, inst]['health']} {seen[job, inst]['lastError']}"
-            for job, inst in expected if (job, inst) in seen and seen[job, inst]["health"] != "up"
-        }
-        probe.note("targets missing / not up", {"missing": sorted(missing), "down": down})
-        return not missing and not down
-
-    wait_for(all_up, 2 * slowest + MARGIN, what="every native target up")
-
-
-def test_prometheus_restart_keeps_samples(urls, probe) -> None:
-    """Samples ingested before a restart are still there after it (WAL replay / persisted TSDB)."""
-    probe.watch("prometheus")
-    query = 'count_over_time(up{job="prometheus"}[30m])'
-
-    def samples_at(ts: float) -> int:
-        res = probe.get_json(f"{urls.prometheus}/api/v1/query", params={"query": query, "time": ts})
-        result = res["data"]["result"]
-        return int(float(result[0]["value"][1])) if result else 0
-
-    scrape = scrape_interval("prometheus")
-    wait_for(lambda: samples_at(time.time()) >= 2, 3 * scrape + MARGIN, what="2 self-scrapes")
-    before_ts = time.time()
-    before = samples_at(before_ts)
-
-    native.ctl("restart", "prometheus", check=True)
-    missing = native.wait_ready(["prometheus"], timeout=60)
-    assert not missing, f"Prometheus not ready after restart:\n{native.log_tail('prometheus')}"
-
-    after = samples_at(before_ts)
-    assert after == before, f"{before} samples before restart, {after} after, at the same instant"
-    # And new samples keep arriving after the restart.
-    wait_for(lambda: samples_at(time.time()) > before, 2 * scrape + MARGIN, what="new samples")
-
-
-# --- 2. the concurrent scenario -------------------------------------------------------------------
+# --- 1. the scenario: every slow path at once ------------------------------------------------
 
 
 @dataclass
 class Scenario:
     run: str
     started: float
-    api_stopped_at: float = 0.0
+    analyzer_stopped_at: float = 0.0
+    analyzer_started_at: float = 0.0
+    restarted_at: float = 0.0  # Prometheus
     errors_at: float = 0.0
     synthetic_at: float = 0.0
-    reload_status: int = 0
-    reload_at: float = 0.0
     silence_id: str = ""
     synthetic: list[dict] = field(default_factory=list)
-    stop_traffic: threading.Event = field(default_factory=threading.Event)
 
 
 def _synthetic_alerts(run: str) -> list[dict]:
@@ -237,44 +172,24 @@ def _synthetic_alerts(run: str) -> list[dict]:
     ]
 
 
-def _drive_traffic(url: str, stop: threading.Event, rps: float = 4.0) -> None:
-    """Requests to the analyzer while its error fault is on (the blackbox probe alone is too
-    little traffic for the HighErrorRate request-rate floor)."""
-    with httpx.Client(timeout=2) as client:
-        while not stop.is_set():
-            with contextlib.suppress(httpx.HTTPError):
-                client.post(f"{url}/analyze", json={})
-            stop.wait(1 / rps)
-
-
 @pytest.fixture(scope="module")
 def scenario(urls) -> Iterator[Scenario]:
     run = uuid.uuid4().hex[:8]
     sc = Scenario(run=run, started=time.time())
     client = httpx.Client(timeout=10)
-    traffic = threading.Thread(
-        target=_drive_traffic, args=(urls.analyzer, sc.stop_traffic), daemon=True
-    )
     try:
-        # A fresh Alertmanager notification state: an earlier run's ServiceDown{service=api}
+        # A fresh Alertmanager notification state: an earlier run's ServiceDown{service=...}
         # may still sit in an aggregation group (new alerts would wait for group_interval, 5m)
         # or in the notification log (a re-fire within repeat_interval is deduplicated).
         # Silences are kept (they live in data/silences).
         native.reset_alertmanager_state()
-        # broken rule file + reload: must be rejected
-        BROKEN_RULES.write_text(
-            "groups:\n  - name: broken-by-integration-test\n    rules:\n"
-            "      - record: broken:metric\n        expr: sum(rate(http_requests_total[5m]\n"
-        )
-        sc.reload_at = time.time()
-        sc.reload_status = client.post(f"{urls.prometheus}/-/reload").status_code
-        # stop the api -> ServiceDown
-        native.ctl("stop", "api", check=True)
-        sc.api_stopped_at = time.time()
-        # 100% errors on the analyzer -> HighErrorRate
-        client.post(f"{urls.analyzer}/admin/faults", json={"error_ratio": 1.0}).raise_for_status()
+        # 100% errors on the api (the load generator's traffic) -> HighErrorRate. The api is
+        # scraped every 10 s: the error ratio is there one scrape after the fault.
+        client.post(f"{urls.api}/admin/faults", json={"error_ratio": 1.0}).raise_for_status()
         sc.errors_at = time.time()
-        traffic.start()
+        # stop the analyzer -> ServiceDown
+        native.ctl("stop", "analyzer", check=True)
+        sc.analyzer_stopped_at = time.time()
         # silence, then synthetic alerts
         now = dt.datetime.now(dt.UTC)
         silence = {
@@ -293,11 +208,10 @@ def scenario(urls) -> Iterator[Scenario]:
         sc.synthetic_at = time.time()
         yield sc
     finally:
-        sc.stop_traffic.set()
         BROKEN_RULES.unlink(missing_ok=True)
         _ignore(lambda: client.post(f"{urls.prometheus}/-/reload"))
-        _ignore(lambda: client.delete(f"{urls.analyzer}/admin/faults"))
-        native.ctl("start", "api")
+        _ignore(lambda: client.delete(f"{urls.api}/admin/faults"))
+        native.ctl("start", "analyzer")
         if sc.synthetic:
             past = dt.datetime.now(dt.UTC).isoformat()
             expired = [{**a, "endsAt": past} for a in sc.synthetic]
@@ -305,7 +219,7 @@ def scenario(urls) -> Iterator[Scenario]:
         if sc.silence_id:
             _ignore(lambda: client.delete(f"{urls.alertmanager}/api/v2/silence/{sc.silence_id}"))
         client.close()
-        native.wait_ready(["api", "prometheus"], timeout=30)
+        native.wait_ready(["analyzer", "prometheus"], timeout=30)
 
 
 def _ignore(call: Any) -> None:
@@ -313,39 +227,94 @@ def _ignore(call: Any) -> None:
         call()
 
 
-# --- 3. outcomes, in the order they are due ---------------------------------------------
+# --- 2. while the `for`s run ------------------------------------------------------------
+
+
+def test_prometheus_restart_keeps_samples(urls, probe, scenario: Scenario) -> None:
+    """Samples ingested before a restart are still there after it (WAL replay / persisted TSDB).
+
+    Runs right after the scenario started its faults: the pending alerts start their `for`
+    again after the restart, seconds after they began, so the deadlines below still hold."""
+    probe.watch("prometheus")
+    query = 'count_over_time(up{job="prometheus"}[30m])'
+
+    def samples_at(ts: float) -> int:
+        res = probe.get_json(f"{urls.prometheus}/api/v1/query", params={"query": query, "time": ts})
+        result = res["data"]["result"]
+        return int(float(result[0]["value"][1])) if result else 0
+
+    scrape = scrape_interval("prometheus")
+    wait_for(lambda: samples_at(time.time()) >= 2, 3 * scrape + MARGIN, what="2 self-scrapes")
+    before_ts = time.time()
+    before = samples_at(before_ts)
+
+    native.ctl("restart", "prometheus", check=True)
+    scenario.restarted_at = time.time()
+    missing = native.wait_ready(["prometheus"], timeout=60)
+    assert not missing, f"Prometheus not ready after restart:\n{native.log_tail('prometheus')}"
+
+    after = samples_at(before_ts)
+    assert after == before, f"{before} samples before restart, {after} after, at the same instant"
+    # And new samples keep arriving after the restart.
+    wait_for(lambda: samples_at(time.time()) > before, 2 * scrape + MARGIN, what="new samples")
+
+
+
+
+def _rule_groups(probe, prom: str) -> list[dict]:
+    return probe.get_json(f"{prom}/api/v1/rules")["data"]["groups"]
+
+
+def _group_wait(probe, prom: str) -> float:
+    """Time for every loaded group to evaluate at least once: two of its intervals."""
+    return 2 * max([EVAL, *[g["interval"] for g in _rule_groups(probe, prom)]])
 
 
 def test_broken_rule_reload_is_rejected_and_old_rules_keep_evaluating(
     urls, probe, scenario: Scenario, tmp_path: Path
 ) -> None:
+    """After the restart above (a broken rule file would stop Prometheus from starting)."""
     probe.watch("prometheus")
-    assert scenario.reload_status == 500, f"broken rule file reload: {scenario.reload_status}"
     scrape = scrape_interval("prometheus")
+    BROKEN_RULES.write_text(
+        "groups:\n  - name: broken-by-integration-test\n    rules:\n"
+        "      - record: broken:metric\n        expr: sum(rate(http_requests_total[5m]\n"
+    )
+    try:
+        reload_at = time.time()
+        status = httpx.post(f"{urls.prometheus}/-/reload", timeout=10).status_code
+        assert status == 500, f"broken rule file reload: {status}"
 
-    def reload_failed_recorded() -> bool:
-        res = probe.prom_query(urls.prometheus, "prometheus_config_last_reload_successful")
-        return bool(res) and all(float(r["value"][1]) == 0 for r in res)
+        def reload_failed_recorded() -> bool:
+            res = probe.prom_query(urls.prometheus, "prometheus_config_last_reload_successful")
+            return bool(res) and all(float(r["value"][1]) == 0 for r in res)
 
-    wait_for(reload_failed_recorded, scrape + MARGIN,
-             what="prometheus_config_last_reload_successful == 0")
+        wait_for(reload_failed_recorded, scrape + MARGIN,
+                 what="prometheus_config_last_reload_successful == 0")
 
-    def old_rules_evaluated_after_reload() -> bool:
-        groups = probe.get_json(f"{urls.prometheus}/api/v1/rules")["data"]["groups"]
-        assert "broken-by-integration-test" not in {g["name"] for g in groups}
-        evaluated = [
-            dt.datetime.fromisoformat(g["lastEvaluation"]).timestamp() > scenario.reload_at
-            for g in groups
-        ]
-        return bool(groups) and all(evaluated)
+        def old_rules_evaluated_after_reload() -> bool:
+            groups = _rule_groups(probe, urls.prometheus)
+            assert "broken-by-integration-test" not in {g["name"] for g in groups}
+            # every group evaluated after the reload, or (a group evaluated once a minute)
+            # still on schedule: its last evaluation within its interval
+            now = time.time()
+            evaluated = [
+                (last := dt.datetime.fromisoformat(g["lastEvaluation"]).timestamp()) > reload_at
+                or (g["interval"] > 2 * EVAL and now - last < g["interval"] + EVAL)
+                for g in groups
+            ]
+            return bool(groups) and all(evaluated)
 
-    wait_for(old_rules_evaluated_after_reload, 2 * EVAL + MARGIN,
-             what="every loaded rule group evaluated after the rejected reload")
+        wait_for(old_rules_evaluated_after_reload, 2 * EVAL + MARGIN,
+                 what="every loaded rule group evaluated after the rejected reload")
 
-    rule = alert_rule("PrometheusConfigReloadFailed")
-    wait_for(lambda: any(a["state"] in ("pending", "firing") for a in alerts_in_prometheus(
-        probe, urls.prometheus, rule.name)), scrape + 2 * EVAL + MARGIN,
-        what=f"{rule.name} pending on the live Prometheus")
+        rule = alert_rule("PrometheusConfigReloadFailed")
+        wait_for(lambda: any(a["state"] in ("pending", "firing") for a in alerts_in_prometheus(
+            probe, urls.prometheus, rule.name)), scrape + 2 * EVAL + MARGIN,
+            what=f"{rule.name} pending on the live Prometheus")
+    finally:
+        BROKEN_RULES.unlink(missing_ok=True)
+        _ignore(lambda: httpx.post(f"{urls.prometheus}/-/reload", timeout=10))
     # Its real `for` is longer than this suite may wait: promtool proves that the same rule
     # file turns the same live condition into a firing alert once `for` has elapsed.
     _promtool_proves_firing(rule, tmp_path)
@@ -396,7 +365,8 @@ def test_every_rule_expression_evaluates(urls, probe, scenario: Scenario) -> Non
         rules = [r for g in groups for r in g["rules"]]
         return rules if rules and all(r["health"] != "unknown" for r in rules) else []
 
-    rules = wait_for(evaluated, 2 * EVAL + MARGIN, what="every rule evaluated once")
+    rules = wait_for(evaluated, _group_wait(probe, urls.prometheus) + MARGIN,
+                     what="every rule evaluated once")
     repo_rules = {r.name for r in alert_rules()}
     loaded = {r["name"] for r in rules}
     assert repo_rules <= loaded, f"alert rules not loaded: {sorted(repo_rules - loaded)}"
@@ -409,28 +379,6 @@ def test_every_rule_expression_evaluates(urls, probe, scenario: Scenario) -> Non
         if resp.status_code != 200 or resp.json().get("status") != "success":
             failed[r["name"]] = resp.text[:200]
     assert not failed, f"rule expressions rejected by the query API: {failed}"
-
-
-def test_no_dangling_metric_names(urls, probe, scenario: Scenario) -> None:
-    """Every metric a rule, dashboard panel or diagnosis query names has series natively
-    (exporters that need a Docker host are excluded by name prefix). On a fresh stack the
-    recording rules over the analyzer (30s scrapes) need two scrapes and an evaluation before
-    their output exists, so this polls for that long."""
-    queries = repo_queries()
-    assert queries, "no queries found in rules/dashboards/diagnosis"
-    problems: dict[str, list[str]] = {}
-
-    def clean() -> bool:
-        nonlocal problems
-        problems = dangling(queries, live_metric_names(urls.prometheus),
-                            ignore_prefixes=NATIVE_ABSENT_PREFIXES)
-        return not problems
-
-    deadline = scenario.started + 2 * scrape_interval("apollonia-analyzer") + 2 * EVAL + MARGIN
-    with contextlib.suppress(AssertionError):
-        wait_for(clean, max(1.0, deadline - time.time()), interval=3, what="no dangling names")
-    assert not problems, format_dangling(problems)
-
 
 
 def test_watchdog_reaches_heartbeat_receiver(urls, probe, scenario: Scenario) -> None:
@@ -527,22 +475,24 @@ def test_silence_suppresses_notification(urls, probe, scenario: Scenario) -> Non
 
 
 def test_servicedown_reaches_critical_receiver(urls, probe, scenario: Scenario) -> None:
-    probe.watch("prometheus", "alertmanager", "api")
+    probe.watch("prometheus", "alertmanager", "analyzer")
     rule = alert_rule("ServiceDown")
-    labels = {"alertname": "ServiceDown", "service": "api", "env": "native", **rule.labels}
+    labels = {"alertname": "ServiceDown", "service": "analyzer", "env": "native", **rule.labels}
     receivers = amtool_receivers(AM_CONFIG, labels)
     assert any("critical" in r for r in receivers), f"ServiceDown routes to {receivers}"
     route = routes_for(labels)[0]
-    due = scenario.api_stopped_at + deadline_for(rule.hold, scrape_interval("apollonia-api"),
-                                                 route.group_wait)
+    # The restart above begins every `for` again: count from whichever came last.
+    begun = max(scenario.analyzer_stopped_at, scenario.restarted_at)
+    due = begun + deadline_for(rule.hold, scrape_interval("apollonia-analyzer"),
+                               route.group_wait)
     got = wait_for(
         lambda: [(r, a) for r, s, a in sink_alerts(probe, urls.sink, scenario.started,
-                                                   alertname="ServiceDown", service="api",
+                                                   alertname="ServiceDown", service="analyzer",
                                                    env="native")
-                 if s == "firing" and _started_after(a, scenario.api_stopped_at - 60)],
-        max(1.0, due - time.time()), what="ServiceDown{service=api} at the sink")
+                 if s == "firing" and _started_after(a, scenario.analyzer_stopped_at - 60)],
+        max(1.0, due - time.time()), what="ServiceDown{service=analyzer} at the sink")
     assert {r for r, _ in got} <= set(receivers), got
-    firing = alerts_in_prometheus(probe, urls.prometheus, "ServiceDown", service="api")
+    firing = alerts_in_prometheus(probe, urls.prometheus, "ServiceDown", service="analyzer")
     assert firing and firing[0]["state"] == "firing", firing
 
 
@@ -551,24 +501,25 @@ def _started_after(alert: dict, ts: float) -> bool:
 
 
 def test_servicedown_resolves_after_restart(urls, probe, scenario: Scenario) -> None:
-    probe.watch("prometheus", "alertmanager", "api")
-    native.ctl("start", "api", check=True)
-    assert not native.wait_ready(["api"], timeout=30), native.log_tail("api")
+    probe.watch("prometheus", "alertmanager", "analyzer")
+    native.ctl("start", "analyzer", check=True)
+    scenario.analyzer_started_at = time.time()
+    assert not native.wait_ready(["analyzer"], timeout=30), native.log_tail("analyzer")
     started = time.time()
-    scrape = scrape_interval("apollonia-api")
+    scrape = scrape_interval("apollonia-analyzer")
     wait_for(lambda: not alerts_in_prometheus(probe, urls.prometheus, "ServiceDown",
-                                              service="api"),
+                                              service="analyzer"),
              scrape + EVAL + MARGIN, what="ServiceDown gone from Prometheus")
     wait_for(lambda: not am_alerts(probe, urls.alertmanager, alertname="ServiceDown",
-                                   service="api"),
+                                   service="analyzer"),
              EVAL + MARGIN, what="ServiceDown resolved in Alertmanager")
     rule = alert_rule("ServiceDown")
-    labels = {"alertname": "ServiceDown", "service": "api", "env": "native", **rule.labels}
+    labels = {"alertname": "ServiceDown", "service": "analyzer", "env": "native", **rule.labels}
     route = routes_for(labels)[0]
     sends_resolved = _sends_resolved(amtool_receivers(AM_CONFIG, labels))
     if sends_resolved and route.group_interval <= 90:
         wait_for(lambda: [a for _, s, a in sink_alerts(probe, urls.sink, alertname="ServiceDown",
-                                                       service="api") if s == "resolved"],
+                                                       service="analyzer") if s == "resolved"],
                  max(1.0, started + scrape + EVAL + route.group_interval + MARGIN - time.time()),
                  what="the resolved ServiceDown notification")
 
@@ -583,23 +534,88 @@ def _sends_resolved(receivers: list[str]) -> bool:
 
 
 def test_injected_error_ratio_fires_high_error_rate(urls, probe, scenario: Scenario) -> None:
-    probe.watch("prometheus", "alertmanager", "analyzer")
+    probe.watch("prometheus", "alertmanager", "api")
     rule = alert_rule("HighErrorRate", severity="critical")
-    labels = {"alertname": "HighErrorRate", "service": "analyzer", "env": "native", **rule.labels}
+    labels = {"alertname": "HighErrorRate", "service": "api", "env": "native", **rule.labels}
     receivers = amtool_receivers(AM_CONFIG, labels)
     route = routes_for(labels)[0]
-    # rate() over the analyzer's 30s scrapes needs two samples that contain errors
-    scrape = scrape_interval("apollonia-analyzer")
-    due = scenario.errors_at + scrape + deadline_for(rule.hold, scrape, route.group_wait)
+    # rate() needs two api scrapes holding errors; the restart above begins `for` again
+    scrape = scrape_interval("apollonia-api")
+    begun = max(scenario.errors_at + scrape, scenario.restarted_at)
+    due = begun + deadline_for(rule.hold, scrape, route.group_wait)
     got = wait_for(
         # Received after the scenario reset Alertmanager's notification state (the alert may
         # still be firing from a run a few minutes ago: the 5m error ratio decays slowly).
         lambda: [r for r, s, a in sink_alerts(probe, urls.sink, scenario.started,
-                                              alertname="HighErrorRate", service="analyzer",
+                                              alertname="HighErrorRate", service="api",
                                               env="native", severity=rule.labels["severity"])
                  if s == "firing"],
-        max(1.0, due - time.time()), what="HighErrorRate{service=analyzer} at the sink")
+        max(1.0, due - time.time()), what="HighErrorRate{service=api} at the sink")
     assert set(got) <= set(receivers), (got, receivers)
     ratio = probe.prom_query(
-        urls.prometheus, 'service:http_requests_error_ratio:rate5m{service="analyzer"}')
+        urls.prometheus, 'service:http_requests_error_ratio:rate5m{service="api"}')
     assert ratio and float(ratio[0]["value"][1]) > 0.10, ratio
+
+
+# --- 3. once the analyzer is back -------------------------------------------------------------
+
+
+def native_inventory() -> set[tuple[str, str]]:
+    """(job, instance) of every target in prometheus/targets/native/."""
+    expected = set()
+    inv = ROOT / "prometheus/targets/native"
+    cfg = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
+    for sc in cfg["scrape_configs"]:
+        job = sc["job_name"]
+        for sd in sc.get("file_sd_configs", []):
+            for f in sd["files"]:
+                groups = yaml.safe_load((inv / Path(f).name).read_text()) or []
+                for g in groups:
+                    expected |= {(job, t) for t in g["targets"]}
+    return expected
+
+
+def test_every_native_target_is_up(urls, probe, scenario: Scenario) -> None:
+    """Every target of the native inventory, the analyzer again after its restart."""
+    probe.watch("prometheus")
+    expected = native_inventory()
+    assert expected, "native inventory is empty"
+    slowest = max(scrape_interval(job) for job, _ in expected)
+
+    def all_up() -> bool:
+        active = probe.get_json(f"{urls.prometheus}/api/v1/targets?state=active")["data"]
+        seen = {}
+        for t in active["activeTargets"]:
+            # blackbox-http targets: instance is the probed URL
+            seen[(t["labels"]["job"], t["labels"].get("instance", ""))] = t
+        missing = {k for k in expected if k not in seen}
+        down = {
+            f"{job} {inst}": f"{seen[job, inst]['health']} {seen[job, inst]['lastError']}"
+            for job, inst in expected if (job, inst) in seen and seen[job, inst]["health"] != "up"
+        }
+        probe.note("targets missing / not up", {"missing": sorted(missing), "down": down})
+        return not missing and not down
+
+    wait_for(all_up, 2 * slowest + MARGIN, what="every native target up")
+
+
+def test_no_dangling_metric_names(urls, probe, scenario: Scenario) -> None:
+    """Every metric a rule, dashboard panel or diagnosis query names has series natively
+    (exporters that need a Docker host are excluded by name prefix). Runs once the analyzer is
+    back: the recording rules over it (30s scrapes) need two scrapes and an evaluation before
+    their output exists, so this polls for that long after its restart."""
+    queries = repo_queries()
+    assert queries, "no queries found in rules/dashboards/diagnosis"
+    problems: dict[str, list[str]] = {}
+
+    def clean() -> bool:
+        nonlocal problems
+        problems = dangling(queries, live_metric_names(urls.prometheus),
+                            ignore_prefixes=NATIVE_ABSENT_PREFIXES)
+        return not problems
+
+    back = scenario.analyzer_started_at or time.time()
+    deadline = back + 2 * scrape_interval("apollonia-analyzer") + 2 * EVAL + MARGIN
+    with contextlib.suppress(AssertionError):
+        wait_for(clean, max(1.0, deadline - time.time()), interval=3, what="no dangling names")
+    assert not problems, format_dangling(problems)
