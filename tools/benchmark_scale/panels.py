@@ -21,8 +21,8 @@ from tools.benchmark_scale.workload import ENV
 
 MAX_DATA_POINTS = 1000  # a panel about 1000 px wide
 # Values for the dashboards' variables on the synthetic fleet.
-VARIABLES = {"env": ENV, "service": ".*", "job": ".*", "instance": ".*", "model": ".*",
-             "slo": "availability"}
+VARIABLES = {"env": ENV, "service": ".*", "job": ".*", "instance": ".*", "model": ".*"}
+SLO = ("api", "availability")
 # Grafana's interval ladder (@grafana/data rangeutil roundInterval): an interval under the
 # first number (ms) becomes the second.
 _ROUND = ((10, 1), (15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500),
@@ -73,6 +73,8 @@ def concrete(q: Query, range_s: float, time_interval: float) -> tuple[str, float
     expr = q.expr.replace("$__rate_interval",
                           f"{rate_interval(range_s, q.min_step, time_interval):.0f}s")
     expr = expr.replace("$__interval", f"{step:.0f}s").replace("$__range", f"{range_s:.0f}s")
+    if "$slo" in expr:  # the SLO dashboard's single-value service and slo
+        expr = expr.replace("$service", SLO[0]).replace("$slo", SLO[1])
     expr = re.sub(r"\$\{(\w+)\}|\$(\w+)",
                   lambda m: VARIABLES.get(m.group(1) or m.group(2), m.group(0)), expr)
     return expr, step
