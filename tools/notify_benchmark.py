@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -192,6 +193,11 @@ BENCH = {"prom": 19090, "am": 19093, "sink": 15001}
 def _isolated_run_dir(base: Path) -> None:
     (base / "prometheus/data").mkdir(parents=True)
     (base / "prometheus/rules").mkdir()
+    # prometheus.yml sends basic auth to itself and Alertmanager (enforced only on staging)
+    # from secrets/ next to it: without the file no scrape or notification is made.
+    secret = base / "prometheus/secrets/basic_auth_password"
+    secret.parent.mkdir(mode=0o700)
+    secret.write_text(secrets.token_urlsafe(24) + "\n")
     (base / "prometheus/prometheus.yml").symlink_to(ROOT / "prometheus/prometheus.yml")
     for rule in sorted((ROOT / "prometheus/rules").glob("*.yml")):
         (base / "prometheus/rules" / rule.name).symlink_to(rule)
