@@ -6,7 +6,7 @@ mutant is "killed"). Operators:
   - multiply or divide a comparison's threshold by 10 (`> 0.05` -> `> 0.5`, `> 0.005`);
   - halve or double `for`, or drop it;                                   alerts;
   - drop one label from an aggregation's `by (...)` (`sum by (env, service)` ->
-    `sum by (service)`)                                                  alerts and records.
+    `sum by (service)`), except a label the rule sets itself           alerts and records.
 A surviving mutant means the unit tests would not notice that change.
 
     .venv/bin/python -m tests.rules.mutate                 # every rule (make mutation)
@@ -133,8 +133,13 @@ def mutants(rule: ruleset.Rule) -> list[Mutant]:
                 out.append(Mutant(rule, f"threshold {expr[start:end]} {name} = {new} in "
                                         f"...{_context(expr, start, end)}...",
                                   expr[:start] + new + expr[end:], None))
+    static = rule.raw.get("labels", {}) or {}
     for start, end, labels in by_labels(expr):
         for label in labels:
+            if label in static:
+                # The rule sets this label itself: dropping it from `by` only merges series
+                # that differ in it, and its selectors pin it (the SLO spec requires that).
+                continue
             rest = ", ".join(x for x in labels if x != label)
             out.append(Mutant(rule, f"drop `{label}` from by ({', '.join(labels)})",
                               expr[:start] + rest + expr[end:], None))

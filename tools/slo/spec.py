@@ -206,7 +206,21 @@ def _windows(doc: _Doc) -> tuple[int, tuple[Pair, ...]]:
     return period, tuple(pairs)
 
 
-def _check_query(doc: _Doc, key: str, text: str) -> None:
+def _selectors(node: Any) -> list[Any]:
+    kind = type(node).__name__
+    if kind == "VectorSelector":
+        return [node]
+    out = []
+    for attr in ("lhs", "rhs", "expr", "param", "vector_selector"):
+        child = getattr(node, attr, None)
+        if child is not None and not isinstance(child, str | int | float):
+            out += _selectors(child)
+    for arg in getattr(node, "args", None) or []:
+        out += _selectors(arg)
+    return out
+
+
+def _check_query(doc: _Doc, key: str, text: str, service: str) -> None:
     if WINDOW_VAR not in text:
         doc.fail(f"{key} must use {WINDOW_VAR} as its range (Sloth's convention)")
     try:
@@ -219,6 +233,12 @@ def _check_query(doc: _Doc, key: str, text: str) -> None:
         if not {"env", "service"} <= labels or str(agg.modifier.type) != "AggModifierType.By":
             doc.fail(f"{key}: every aggregation must keep `by (env, service)` "
                      "(alerts and dashboards are per environment and service)")
+    for vs in _selectors(node):
+        pinned = [m for m in vs.matchers.matchers
+                  if m.name == "service" and str(m.op) == "MatchOp.Equal"]
+        if not pinned or pinned[0].value != service:
+            doc.fail(f'{key}: every selector must pin service="{service}" (the rules label '
+                     "their series with the document's service)")
 
 
 def _top_aggregations(node: Any) -> list[Any]:
@@ -278,8 +298,8 @@ def _slo(doc: _Doc, service: str) -> Slo:
     events.only("error_query", "total_query")
     error_query = " ".join(events.get("error_query", str).split())
     total_query = " ".join(events.get("total_query", str).split())
-    _check_query(events, "error_query", error_query)
-    _check_query(events, "total_query", total_query)
+    _check_query(events, "error_query", error_query, service)
+    _check_query(events, "total_query", total_query, service)
     alerting = doc.sub("alerting")
     alerting.only("name", "labels", "annotations", "page_alert", "ticket_alert",
                   "min_events", "budget_alert")

@@ -25,8 +25,6 @@ from typing import Any
 import yaml
 
 from .model import (
-    RAW_MAX,
-    TARGET,
     Eval,
     Phase,
     build_series,
@@ -124,10 +122,6 @@ def _hist(res: Resolution, *rest: tuple[int, float, float], rate: float = DAY_RA
 
 def _phase(seconds: int, rate: float, bad: float) -> Phase:
     return Phase(seconds, rate, bad if bad in (0.0, 1.0) else bad * JITTER)
-
-
-def _pct(v: float) -> str:
-    return f"{v:.3%}".rstrip("0").rstrip(".").replace(".%", "%")
 
 
 def test_file(slo: Slo, res: Resolution) -> str:
@@ -598,5 +592,3 @@ class _Dumper(yaml.SafeDumper):
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
 
-
-__all__ = ["RESOLUTIONS", "RAW_MAX", "TARGET", "generate", "groups", "span"]
