@@ -46,12 +46,21 @@ bootstrap: venv tools ## Everything the tests need (idempotent, cached)
 
 # --- Checks ------------------------------------------------------------------
 
-.PHONY: lint test test-rules test-live-full smoke
+.PHONY: lint test test-offline test-live test-rules test-live-full mutation smoke
 lint: bootstrap ## Static checks: compose config, promtool, amtool, yamllint, JSON
 	@tools/lint.sh
 
-test: lint ## Lint, then every pytest suite (unit, rules, policy, native integration)
-	$(PY) -m pytest tests
+# Two pytest processes at once: the live suites mostly wait (for `for`, group_wait and
+# scrapes) while the offline ones use the CPU. --output-sync prints each one's output in
+# one piece when it ends; make fails if either fails (and still waits for the other).
+test: bootstrap ## Lint and every pytest suite: the live (native) ones alongside the others
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-offline test-live
+
+test-offline: lint ## Lint, then every suite that needs no running stack (pytest -m "not native")
+	$(PY) -m pytest -m "not native" tests
+
+test-live: bootstrap ## The live suites against the native run: real binaries on 127.0.0.1 (pytest -m native)
+	$(PY) -m pytest -m native -p no:cacheprovider tests
 
 test-rules: tools ## Run the promtool rule unit tests (the same command users' CI runs)
 	promtool test rules tests/rules/*.test.yml
@@ -60,6 +69,9 @@ test-rules: tools ## Run the promtool rule unit tests (the same command users' C
 # MLProcessingBacklog and the RabbitMQ backlog 10m), fired and delivered on the native run.
 test-live-full: bootstrap ## Fire the long-`for` database/queue alerts on the native run (~12 min)
 	LIVE_FULL=1 $(PY) -m pytest tests/integration/test_live_full.py
+
+mutation: bootstrap ## Every rule mutant must fail a promtool test (~25 min; a sample runs in make test)
+	nice -n 10 $(PY) -m tests.rules.mutate
 
 smoke: bootstrap ## Smoke suite against the running compose stack (needs a Docker host)
 	$(PY) -m pytest tests/smoke tests/e2e tests/grafana/test_panels_live.py --backend=compose
@@ -128,8 +140,11 @@ secrets: ## Generate missing secrets in secrets/ (random, git-ignored, never pri
 
 # --- Dashboards, hardening, release ------------------------------------------
 
-.PHONY: dashboards doctor bundle
-dashboards: venv ## Regenerate grafana/dashboards/ from grafana/codegen/
+.PHONY: slo dashboards doctor bundle
+slo: venv ## Regenerate prometheus/rules/slo.yml, its promtool tests and the SLO tables from prometheus/slos.yml
+	$(PY) -m tools.slo
+
+dashboards: venv ## Regenerate grafana/dashboards/ from grafana/codegen/ (the SLO windows from prometheus/slos.yml)
 	$(PY) -m grafana.codegen
 
 doctor: ## Preflight checks for a Docker host (pass/fail per line, with the fix); make up runs them
@@ -138,9 +153,13 @@ doctor: ## Preflight checks for a Docker host (pass/fail per line, with the fix)
 bundle: bootstrap ## Versioned tarball for a staging host in dist/
 	$(PY) -m tools.bundle
 
-.PHONY: diagnose benchmark
+.PHONY: diagnose benchmark benchmark-scale
 diagnose: venv ## Run the automated diagnosis queries against Prometheus on 127.0.0.1:9090
 	$(PY) -m tools.diagnose
 
 benchmark: venv ## Time-to-notify figures against the native run (make up-native first)
 	$(PY) -m tools.notify_benchmark all
+
+# Heavy (LARGE: ~40 min on 2 cores, a few GB under .run/benchmark-scale): not part of make test.
+benchmark-scale: bootstrap ## Rule and dashboard cost on backfilled SMALL/LARGE TSDBs, main's rules vs these (SIZES=small,large)
+	nice -n 10 $(PY) -m tools.benchmark_scale --sizes $(or $(SIZES),small,large)

@@ -133,7 +133,9 @@ def components() -> list[Component]:
             "prometheus", 9090, "/-/ready",
             f"{tools}/prometheus --config.file={RUN}/prometheus/prometheus.yml"
             f" --storage.tsdb.path={RUN}/prometheus/data --web.listen-address={HOST}:9090"
-            " --web.enable-lifecycle --enable-feature=exemplar-storage",
+            " --web.enable-lifecycle --enable-feature=exemplar-storage"
+            # as in compose.yaml: re-send firing alerts every evaluation (docs/alerting.md)
+            " --rules.alert.resend-delay=10s",
             "Prometheus",
         ),
     ]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from native import stack as native
 from tests.integration.alerting import routes_for, seconds
@@ -180,3 +181,17 @@ def test_every_dependency_runs_natively_when_bootstrapped(monkeypatch) -> None: 
     assert postgres.stopsignal == "INT"  # PostgreSQL's fast shutdown
     conf = native.supervisord_conf(native.components())
     assert "[program:rabbitmq]" in conf and "ERL_EPMD_PORT=\"4370\"" in conf
+
+
+def test_resend_delay_is_below_the_evaluation_interval_in_compose_and_native() -> None:
+    """Both runs re-send firing alerts at every evaluation, so a first send lost before
+    service discovery found Alertmanager is repeated one evaluation later: the flag governs
+    `needsSending` and ValidUntil in rules/alerting.go (Prometheus v3.5.3 and v3.13.0)."""
+    from tests.integration.alerting import evaluation_interval, prometheus_flag, resend_delay
+
+    compose = yaml.safe_load((native.ROOT / "compose.yaml").read_text())
+    command = " ".join(compose["services"]["prometheus"]["command"])
+    flag = "--rules.alert.resend-delay"
+    assert prometheus_flag(flag, command) == prometheus_flag(flag), "compose and native differ"
+    assert resend_delay() < evaluation_interval()
+    assert prometheus_flag(flag, "prometheus --config.file=x") is None

@@ -299,10 +299,17 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
         # inhibited: the same queue has no consumer
         _alert("RabbitMQQueueBacklogGrowing", "warning", "rabbitmq", instance="mq:15692",
                vhost="/", queue="analyzer_queue"),
+        # Burn-rate alerts of another environment (ServiceDown above is for compose): the
+        # 6h/30m page inhibits the ticket of the same SLO whatever its window pair.
+        _alert("ApiErrorBudgetBurn", "critical", "api", env="staging", slo="latency",
+               window="6h/30m"),
+        _alert("ApiErrorBudgetBurn", "warning", "api", env="staging", slo="latency",
+               window="1d/2h"),
     ]
     sources = [a for a in alerts if a["labels"]["alertname"] in
                ("ServiceDown", "PostgresDown", "RedisDown", "RabbitMQNodeDown",
-                "RabbitMQQueueNoConsumers")] + alerts[2:3]
+                "RabbitMQQueueNoConsumers")
+               or a["labels"].get("window") == "6h/30m"] + alerts[2:3]
     # Sources first, so the inhibition is in place when the targets arrive.
     httpx.post(f"{url}/api/v2/alerts", json=sources, timeout=5).raise_for_status()
     time.sleep(0.5)
@@ -326,7 +333,8 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
                          ("SlowDatabaseQueries", "api", "warning", ""),
                          ("LowCacheHitRate", "api", "warning", ""),
                          ("TargetDown", "rabbitmq", "warning", "rabbitmq-queues"),
-                         ("RabbitMQQueueBacklogGrowing", "rabbitmq", "warning", "")}, state
+                         ("RabbitMQQueueBacklogGrowing", "rabbitmq", "warning", ""),
+                         ("ApiErrorBudgetBurn", "api", "warning", "")}, state
 
     # Webhook receivers: which alerts reached which receiver.
     sent = {(p, a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"])
@@ -359,3 +367,12 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     assert ("Grafana: http://127.0.0.1:3000/d/apollonia-overview?var-env=compose&var-service=api"
             "&from=now-1h&to=now") in text
     assert "Source: http://127.0.0.1:9090/graph?g0.expr=up" in text
+
+    # A burn-rate page: its SLO and window pair in the title and the text, and the Grafana
+    # link opens the SLO dashboard over the long window.
+    title = "[FIRING:1] ApiErrorBudgetBurn api (staging) latency 6h/30m"
+    assert title in chat, chat.keys()
+    text = chat[title]
+    assert "Window: 6h/30m (long/short burn-rate windows" in text
+    assert ("Grafana: http://127.0.0.1:3000/d/apollonia-slo?var-env=staging&var-service=api"
+            "&var-slo=latency&from=now-6h&to=now") in text
