@@ -142,7 +142,9 @@ def components(flags: Mapping[str, Sequence[str]] | None = None) -> list[Compone
                 f" --config.file={RUN}/{name}/prometheus.yml"
                 f" --storage.tsdb.path={RUN}/{name}/data --web.listen-address={HOST}:{port}"
                 f" --web.external-url=http://{HOST}:{port}"
-                " --web.enable-lifecycle --enable-feature=exemplar-storage"),
+                " --web.enable-lifecycle --enable-feature=exemplar-storage"
+                # As the base run and compose: firing alerts re-sent every evaluation.
+                " --rules.alert.resend-delay=10s"),
             f"Prometheus replica {replica}",
         ))
     comps += [

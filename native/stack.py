@@ -17,9 +17,11 @@ Everything binds to 127.0.0.1 and keeps its state under .run/ (git-ignored):
     .run/alertmanager/data/        silences and notification log
     .run/blackbox/blackbox.yml     -> ../../exporters/blackbox.yml
     .run/node-exporter/textfile/   textfile collector directory
+    .run/secrets/, .run/postgres/, .run/redis/, .run/rabbitmq/
+                                   the workload's dependencies (native/deps.py)
 
 Supervisor (a real process manager) starts, stops and restarts single processes, which the
-integration tests need (stop the api, restart Prometheus).
+integration tests need (stop the api, restart Prometheus, stop PostgreSQL).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from native import deps
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
@@ -61,12 +65,24 @@ class Component:
     title: str
     ui_path: str = "/"
     cwd: Path = ROOT
+    environment: tuple[tuple[str, str], ...] = ()
+    probe: Callable[[], bool] | None = None  # readiness in the server's own protocol
+    url: str = ""  # shown in the banner instead of http://host:port/ui_path
+    also_listens: tuple[int, ...] = ()
+    stopsignal: str = "TERM"
+
+
+def _dependency(prog: deps.Program) -> Component:
+    return Component(prog.name, prog.port, "", prog.command, prog.title,
+                     environment=prog.environment, probe=prog.ready, url=prog.url,
+                     also_listens=prog.also_listens, stopsignal=prog.stopsignal)
 
 
 def components() -> list[Component]:
     """Every process of the native run, in start order (priority)."""
     py = str(PYTHON)
     tools = TOOLS
+    servers = [_dependency(p) for p in deps.programs()]
     return [
         Component(
             "webhook-sink", 5001, "/health",
@@ -96,15 +112,17 @@ def components() -> list[Component]:
             f" --web.listen-address={HOST}:9115",
             "blackbox-exporter",
         ),
+        # PostgreSQL, Redis, RabbitMQ and their exporters, before the workload that uses them.
+        *servers,
         Component(
             "api", 8000, "/health/ready",
             f"{py} -m apollonia api --host {HOST} --port 8000",
-            "Apollonia api", "/docs",
+            "Apollonia api", "/docs", environment=deps.workload_environment("api"),
         ),
         Component(
             "analyzer", 8001, "/health/ready",
             f"{py} -m apollonia analyzer --host {HOST} --port 8001",
-            "Apollonia analyzer", "/metrics",
+            "Apollonia analyzer", "/metrics", environment=deps.workload_environment("analyzer"),
         ),
         Component(
             "loadgen", 0, "",
@@ -115,10 +133,17 @@ def components() -> list[Component]:
             "prometheus", 9090, "/-/ready",
             f"{tools}/prometheus --config.file={RUN}/prometheus/prometheus.yml"
             f" --storage.tsdb.path={RUN}/prometheus/data --web.listen-address={HOST}:9090"
-            " --web.enable-lifecycle --enable-feature=exemplar-storage",
+            " --web.enable-lifecycle --enable-feature=exemplar-storage"
+            # as in compose.yaml: re-send firing alerts every evaluation (docs/alerting.md)
+            " --rules.alert.resend-delay=10s",
             "Prometheus",
         ),
     ]
+
+
+# Started by up() after everything else is ready (they use the servers, Prometheus does not
+# need them to be up first).
+WORKLOAD = ("api", "analyzer", "loadgen")
 
 
 def component(name: str) -> Component:
@@ -133,8 +158,7 @@ NEEDS_DOCKER = {
     "Jaeger": "traces (jaeger/)",
     "Fluent Bit": "log shipping (fluent-bit/)",
     "Elasticsearch": "log storage (elasticsearch/)",
-    "Demo dependencies": "PostgreSQL, Redis, RabbitMQ, their exporters, cAdvisor"
-    " (the workload uses in-process stand-ins)",
+    "cAdvisor": "container metrics",
 }
 
 
@@ -253,6 +277,11 @@ def prepare_blackbox() -> None:
         dst.write_text(MINIMAL_BLACKBOX)
 
 
+def _env_value(value: str) -> str:
+    """A supervisor environment= value: quoted, with % and " escaped."""
+    return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
+
+
 def supervisord_conf(comps: Iterable[Component], run: Path = RUN) -> str:
     """supervisord config for `comps`, with its socket, pid file and logs under `run`
     (.run/ for the native run, .run/scale/ for the scale profile)."""
@@ -278,16 +307,21 @@ def supervisord_conf(comps: Iterable[Component], run: Path = RUN) -> str:
         "",
     ]
     for prio, comp in enumerate(comps, start=10):
+        env = [("PYTHONUNBUFFERED", "1"), ("PATH", f"{VENV_BIN}:{TOOLS}:/usr/bin:/bin"),
+               *comp.environment]
         lines += [
             f"[program:{comp.name}]",
             f"command={comp.command}",
             f"directory={comp.cwd}",
             f"priority={prio}",
-            "autostart=true",
+            # The workload starts once its servers answer (up()), not with supervisord:
+            # uploads during RabbitMQ's ~10 s boot would fail and burn the error budget.
+            f"autostart={'false' if comp.name in WORKLOAD else 'true'}",
             # Restart after a crash, but not after a clean exit or `supervisorctl stop`.
             "autorestart=unexpected",
             "startsecs=2",
             "startretries=2",
+            f"stopsignal={comp.stopsignal}",
             "stopasgroup=true",
             "killasgroup=true",
             # Prometheus flushes its head block on SIGTERM; give it time.
@@ -296,7 +330,7 @@ def supervisord_conf(comps: Iterable[Component], run: Path = RUN) -> str:
             f"stdout_logfile={logs}/{comp.name}.log",
             "stdout_logfile_maxbytes=10MB",
             "stdout_logfile_backups=1",
-            f"environment=PYTHONUNBUFFERED=\"1\",PATH=\"{VENV_BIN}:{TOOLS}:/usr/bin:/bin\"",
+            "environment=" + ",".join(f"{k}={_env_value(v)}" for k, v in env),
             "",
         ]
     return "\n".join(lines)
@@ -309,7 +343,12 @@ def prepare() -> None:
     prepare_prometheus()
     prepare_alertmanager()
     prepare_blackbox()
-    CONF.write_text(supervisord_conf(components()))
+    deps.prepare()
+    # 0600: program environments carry the Redis exporter's password.
+    fd = os.open(CONF, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(supervisord_conf(components()))
+    CONF.chmod(0o600)
 
 
 # --- process control ----------------------------------------------------------------------
@@ -336,6 +375,8 @@ def supervisor_running(run: Path = RUN) -> bool:
 
 
 def ready(comp: Component, timeout: float = 2.0) -> bool:
+    if comp.probe is not None:
+        return comp.probe()
     if not comp.port:
         status = ctl("status", comp.name)
         return "RUNNING" in status.stdout
@@ -373,16 +414,23 @@ def port_busy(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
 def up(timeout: float = 90.0) -> None:
     for tool in ("prometheus", "alertmanager", "node-exporter", "blackbox-exporter"):
         _require(TOOLS / tool, "run `make bootstrap` to install the pinned Debian builds")
+    if deps.missing() and in_ci():
+        raise NativeError(f"CI=true and not installed: {stand_ins()} (see `make bootstrap`)")
     prepare()
     if supervisor_running():
         # Already up: pick up config changes and start anything stopped.
         ctl("update")
-        ctl("start", "all")
+        ctl("start", *[c.name for c in components() if c.name not in WORKLOAD])
     else:
-        busy = [f"{c.name}:{c.port}" for c in components() if c.port and port_busy(c.port)]
+        busy = [f"{c.name}:{port}" for c in components() for port in (c.port, *c.also_listens)
+                if port and port_busy(port)]
         if busy:
             raise NativeError(
                 f"ports already in use by something else: {', '.join(busy)} "
@@ -393,7 +441,12 @@ def up(timeout: float = 90.0) -> None:
         )
         if proc.returncode != 0:
             raise NativeError(f"supervisord failed to start: {proc.stderr.strip() or proc.stdout}")
-    missing = wait_ready(timeout=timeout)
+    started = time.monotonic()
+    missing = wait_ready([c.name for c in components() if c.name not in WORKLOAD],
+                         timeout=timeout)
+    if not missing:
+        ctl("start", *WORKLOAD)
+        missing = wait_ready(timeout=max(10.0, timeout - (time.monotonic() - started)))
     if missing:
         details = "\n".join(f"--- {n} (tail of .run/logs/{n}.log)\n{log_tail(n)}" for n in missing)
         raise NativeError(f"not ready after {timeout:.0f}s: {', '.join(missing)}\n{details}")
@@ -429,16 +482,26 @@ def reset_alertmanager_state() -> None:
         raise NativeError(f"alertmanager not ready after restart:\n{log_tail('alertmanager')}")
 
 
+def stand_ins() -> str:
+    """The dependencies the workload simulates in-process ('' when all run for real)."""
+    return ", ".join(deps.TITLES[d] for d in deps.missing())
+
+
 def banner() -> str:
     rows = ["Native run is up (state in .run/, logs in .run/logs/):"]
     for comp in components():
-        if comp.port:
+        if comp.url:
+            rows.append(f"  {comp.title:<40} {comp.url}")
+        elif comp.port:
             rows.append(f"  {comp.title:<40} http://{HOST}:{comp.port}{comp.ui_path}")
         else:
             rows.append(f"  {comp.title:<40} (no port; log .run/logs/{comp.name}.log)")
     rows.append("Not running natively (need a Docker host: `make up` there):")
     for name, what in NEEDS_DOCKER.items():
         rows.append(f"  {name:<40} {what}")
+    if stand_ins():
+        rows.append(f"STAND-INS: {stand_ins()} not installed (see `make bootstrap`): the workload"
+                    " simulates them in-process and their alerts cannot fire.")
     rows.append("Stop with `make down` (or .venv/bin/python -m native down).")
     return "\n".join(rows)
 

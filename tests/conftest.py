@@ -1,4 +1,13 @@
-"""Shared pytest wiring: which stack the end-to-end tests run against, and failure output.
+"""Shared pytest wiring: which stack the end-to-end tests run against, the live/offline split,
+and failure output.
+
+Live and offline tests (`make test` runs both at once, as two pytest processes):
+  - a test is live when it is marked `native` or uses the `stack` fixture (directly or through
+    another fixture): this conftest marks the latter `native` too, so `pytest -m native` runs
+    every live test and `pytest -m "not native"` every other one; a new live test only has to
+    use `stack` (or carry the marker) to run in the live process;
+  - live tests run in file order, except those marked `live_last` (the dashboard panel check:
+    it wants every service up again after the alerting scenario), which run last.
 
 --backend=native (default)  the native run (`python -m native up`): started once per session
                             by the `stack` fixture if it is not running, stopped at the end
@@ -151,6 +160,14 @@ def probe(backend: str) -> Iterator[Probe]:
     p = Probe(backend)
     yield p
     p.client.close()
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("native"):
+            item.add_marker(pytest.mark.native)
+    items.sort(key=lambda item: item.get_closest_marker("live_last") is not None)
 
 
 @pytest.hookimpl(hookwrapper=True)

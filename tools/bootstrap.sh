@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian-built tools the tests run for real (Prometheus, promtool,
-# Alertmanager, amtool, node-exporter, blackbox-exporter, docker-compose,
-# VictoriaMetrics and vmauth) into
-# .tools/ without touching system packages: a private apt state directory,
-# `apt-get download` of pinned versions from testing/unstable, `dpkg -x`.
+# Alertmanager, amtool, node-exporter, blackbox-exporter, the PostgreSQL and Redis
+# exporters, busybox for compose's volume-init script, docker-compose, and the scale
+# profile's VictoriaMetrics and vmauth) into .tools/ without touching system packages: a
+# private apt state directory, `apt-get download` of pinned versions from testing/unstable,
+# `dpkg -x`. Then tools/bootstrap-servers.sh links the demo's servers (PostgreSQL, Redis,
+# RabbitMQ: builds for this machine's release).
 #
 # Idempotent: a stamp file records what was unpacked; a second run takes seconds.
 # A binary the user names (PROMTOOL=/path ...) or one already on PATH with the
@@ -24,6 +26,9 @@ pins=(
   "prometheus-alertmanager=0.33.1-5       usr/bin/amtool                        amtool             AMTOOL          0.33.1"
   "prometheus-node-exporter=1.11.1-3      usr/bin/prometheus-node-exporter      node-exporter      NODE_EXPORTER   1.11.1"
   "prometheus-blackbox-exporter=0.28.0-2  usr/bin/prometheus-blackbox-exporter  blackbox-exporter  BLACKBOX_EXPORTER 0.28.0"
+  "busybox-static=1:1.38.0-3+b1          usr/bin/busybox                       busybox            BUSYBOX         1.38.0"
+  "prometheus-postgres-exporter=0.19.1-1+b1 usr/bin/prometheus-postgres-exporter postgres-exporter POSTGRES_EXPORTER 0.19.1"
+  "prometheus-redis-exporter=1.86.0-1     usr/bin/prometheus-redis-exporter     redis-exporter     REDIS_EXPORTER  1.86.0"
   "docker-compose=2.40.3-3                usr/libexec/docker/cli-plugins/docker-compose docker-compose DOCKER_COMPOSE 2.40.3"
   # Long-term store of the scale profile (single-node server) and the agents' authenticating
   # proxy. Debian builds them without version info (`-version` prints nothing), so they are
@@ -47,7 +52,7 @@ for row in "${pins[@]}"; do
     ln -sf "$override" "$bin/$name"; linked[$name]=1; continue
   fi
   found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$bin" | paste -sd:) command -v "$name" || true)
-  if [ -n "$found" ] && "$found" --version 2>&1 | head -n 1 | grep -qE "version v?${upstream//./\\.}([^0-9]|$)"; then
+  if [ -n "$found" ] && "$found" --version 2>&1 | head -n 1 | grep -qE "(version|Exporter) v?${upstream//./\\.}([^0-9]|$)"; then
     ln -sf "$found" "$bin/$name"; linked[$name]=1
   fi
 done
@@ -56,9 +61,10 @@ done
 want=$(for row in "${pins[@]}"; do
   read -r pv _path name _rest <<<"$row"; [ -z "${linked[$name]:-}" ] && echo "$pv"
 done | sort -u | tr '\n' ' ')
-[ -z "$want" ] && exit 0
+servers() { exec "$here/tools/bootstrap-servers.sh"; }
+[ -z "$want" ] && servers
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
+  servers
 fi
 
 # 2. Private apt state: our own sources list, lists and cache under .tools/apt.
@@ -118,3 +124,4 @@ WRAP
 fi
 echo "$want" >"$stamp"
 echo "bootstrap: tools ready in $bin"
+servers

@@ -1,13 +1,20 @@
 """Preflight for running the compose stack on this host: one PASS/FAIL line per check.
 
-    python -m tools.doctor [--staging] [--root DIR]
+    python -m tools.doctor [--staging | -f FILE ... [--profile P ...]] [--root DIR]
 
-Checks the Docker engine and Compose versions, memory against the stack's limits,
-free disk against Elasticsearch's disk watermarks, vm.max_map_count, that the
-published ports are free, that the secrets exist, and that every file the
-containers mount is readable by their unprivileged users. A failing line says how
-to fix it. Exit status 1 when any check fails. Runs anywhere: without a Docker
-engine it says so and still checks the rest.
+`make up` runs it before starting the compose stack and stops on a FAIL. Checks the
+Docker engine and Compose versions, memory against the stack's limits, free disk on
+Docker's data root against the Elasticsearch disk watermarks compose sets,
+vm.max_map_count, that the published ports are free (or held by this stack), which
+kind of host this is (Linux, Docker Desktop, WSL, rootless) and whether
+node-exporter's mount propagation works there, that cAdvisor's Docker root and
+socket are the engine's, that the secrets exist, and that every config the
+containers mount is readable by their users. A failing line says how to fix it.
+Exit status 1 when any check fails. Runs anywhere: without a Docker engine it says
+so and still checks the rest.
+
+Every input comes through `Host` (docker info, /proc files, disk usage, the ports
+this stack already holds), so the checks are tested without Docker.
 """
 
 from __future__ import annotations
@@ -21,8 +28,8 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +38,15 @@ MIN_DOCKER = (24, 0)
 # depends_on.required (exporters of optional demo services) needs Compose 2.20.
 MIN_COMPOSE = (2, 20)
 MIN_MAX_MAP_COUNT = 262144
-# Elasticsearch stops allocating shards at 85 % disk use (low watermark) and turns
-# indices read-only at 95 % (flood stage); keep well under the first.
-ES_LOW_WATERMARK = 0.85
+# Elasticsearch's own defaults, used when compose sets no watermark: no new shards
+# above 85 % disk use (low), none at all above 90 % (high), indices read-only at 95 %.
+ES_DEFAULT_WATERMARKS = {"low": "85%", "high": "90%", "flood_stage": "95%"}
+WATERMARK_KEY = "cluster.routing.allocation.disk.watermark."
+# Room for the stack's data beside the watermark: Prometheus keeps up to 5 GB
+# (--storage.tsdb.retention.size), logs and traces the rest.
 MIN_FREE_DISK = 10 * 1024**3
+DEFAULT_DOCKER_ROOT = "/var/lib/docker"
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
 # Room for the kernel and the Docker daemon beside the containers. The limits are
 # ceilings, not reservations: the stack idles far below them.
 MEMORY_HEADROOM = 256 * 1024**2
@@ -73,6 +85,60 @@ def _gib(n: float) -> str:
     return f"{n / 1024**3:.1f} GiB"
 
 
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+@dataclass
+class Host:
+    """What the checks look at; the defaults read this machine."""
+
+    info: dict[str, Any] = field(default_factory=dict)  # `docker info` JSON, {} = no engine
+    meminfo: str | None = field(default_factory=lambda: _read("/proc/meminfo"))
+    max_map_count: str | None = field(default_factory=lambda: _read("/proc/sys/vm/max_map_count"))
+    mountinfo: str | None = field(default_factory=lambda: _read("/proc/1/mountinfo"))
+    proc_version: str = field(default_factory=lambda: _read("/proc/version") or "")
+    disk_usage: Callable[[Path], Any] = shutil.disk_usage
+    own_ports: set[int] = field(default_factory=set)  # published by this stack already
+
+
+def host_kind(host: Host) -> str:
+    """docker-desktop | rootless | wsl | linux | unknown (no engine)."""
+    info = host.info
+    if not info:
+        return "unknown"
+    if "docker desktop" in str(info.get("OperatingSystem", "")).lower():
+        return "docker-desktop"
+    if any("rootless" in str(o) for o in info.get("SecurityOptions") or []):
+        return "rootless"
+    kernel = f"{info.get('KernelVersion', '')} {host.proc_version}".lower()
+    if "microsoft" in kernel or "wsl" in kernel:
+        return "wsl"
+    return "linux"
+
+
+HOST_NAMES = {
+    "docker-desktop": "Docker Desktop (the engine runs in a VM)",
+    "rootless": "rootless Docker (the engine runs as your user)",
+    "wsl": "WSL 2",
+    "linux": "Linux with a rootful engine",
+    "unknown": "unknown (no engine to ask)",
+}
+
+
+def root_is_shared(mountinfo: str | None) -> bool:
+    """True when `/` is a shared mount in the engine's namespace (rslave needs it)."""
+    for line in (mountinfo or "").splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[4] == "/":
+            optional = fields[6 : fields.index("-")] if "-" in fields else []
+            return any(f.startswith("shared:") for f in optional)
+    return False
+
+
 # --- Docker and Compose ----------------------------------------------------------------
 
 
@@ -106,22 +172,29 @@ def check_docker(docker: str | None) -> tuple[Result, dict[str, Any]]:
 
 
 def check_compose(docker: str | None, root: Path) -> Result:
-    plugin = _run([docker, "compose", "version", "--short"]) if docker else None
-    if plugin is not None and plugin.returncode == 0:
-        version = _version(plugin.stdout) or (0,)
-        return Result(
-            "docker compose",
-            version >= MIN_COMPOSE,
-            f"plugin {_fmt(version)} (need >= {_fmt(MIN_COMPOSE)})",
-            "upgrade the docker-compose-plugin package",
-        )
+    """The Compose plugin, else the standalone build `make up` falls back to (COMPOSE_BIN
+    in the Makefile)."""
     standalone = root / ".tools" / "bin" / "docker-compose"
     found = str(standalone) if standalone.exists() else shutil.which("docker-compose")
-    extra = f"; only the standalone {found} (config checks)" if found else ""
+    candidates = [("plugin", [docker, "compose"], "upgrade the docker-compose-plugin package")]
+    if found:
+        candidates.append(
+            (f"standalone {found}", [found], "install the docker-compose-plugin package")
+        )
+    for what, cmd, fix in candidates:
+        proc = _run([*cmd, "version", "--short"]) if cmd[0] else None
+        if proc is not None and proc.returncode == 0:
+            version = _version(proc.stdout) or (0,)
+            return Result(
+                "docker compose",
+                version >= MIN_COMPOSE,
+                f"{what} {_fmt(version)} (need >= {_fmt(MIN_COMPOSE)})",
+                fix,
+            )
     return Result(
         "docker compose",
         False,
-        f"`docker compose` plugin not available{extra}",
+        "neither the `docker compose` plugin nor a standalone docker-compose",
         "install the docker-compose-plugin package (Compose >= 2.20)",
     )
 
@@ -160,38 +233,81 @@ def memory_limits(cfg: Mapping[str, Any]) -> int:
     return total
 
 
-def check_memory(cfg: Mapping[str, Any], meminfo: str) -> Result:
-    fields = {k: int(v) * 1024 for k, v in re.findall(r"^(\w+):\s+(\d+) kB", meminfo, re.M)}
-    total = fields.get("MemTotal", 0)
+def check_memory(cfg: Mapping[str, Any], meminfo: str | None, engine_total: int = 0) -> Result:
+    """The engine's memory (`docker info` MemTotal: the VM's on Docker Desktop), else
+    /proc/meminfo's."""
+    fields = {k: int(v) * 1024 for k, v in re.findall(r"^(\w+):\s+(\d+) kB", meminfo or "", re.M)}
+    total = engine_total or fields.get("MemTotal", 0)
     need = memory_limits(cfg)
+    where = "engine" if engine_total else "host"
     return Result(
         "memory",
         total >= need + MEMORY_HEADROOM,
-        f"{_gib(total)} total, {_gib(fields.get('MemAvailable', 0))} available; "
+        f"{_gib(total)} total ({where}); "
         f"container limits add up to {_gib(need)} (+{_gib(MEMORY_HEADROOM)} headroom)",
         "give the VM more memory, or lower the limits (deploy.resources) and ES_JAVA_OPTS "
         "together, or run without the demo (make up PROFILES=)",
     )
 
 
-def check_disk(path: Path) -> Result:
-    usage = shutil.disk_usage(path)
-    used = usage.used / usage.total if usage.total else 1.0
-    ok = used < ES_LOW_WATERMARK and usage.free >= MIN_FREE_DISK
+def watermarks(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """Elasticsearch's disk watermarks as compose sets them (its defaults otherwise)."""
+    env = cfg.get("services", {}).get("elasticsearch", {}).get("environment") or {}
+    return {k: str(env.get(WATERMARK_KEY + k) or v) for k, v in ES_DEFAULT_WATERMARKS.items()}
+
+
+_BYTES = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?$", re.I)
+_BYTE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+def required_free(watermark: str, total: int) -> int:
+    """Free bytes a watermark demands: "90%" or "0.9" (share used) or "1gb" (free)."""
+    text = watermark.strip().lower()
+    if text.endswith("%"):
+        return round(total * (100 - float(text[:-1])) / 100)
+    m = _BYTES.match(text)
+    if m is None:
+        raise ValueError(f"unknown watermark {watermark!r}")
+    if m.group(2) is None and float(m.group(1)) <= 1:
+        return round(total * (1 - float(m.group(1))))
+    return int(float(m.group(1)) * _BYTE_UNITS[(m.group(2) or "b").lower()])
+
+
+def check_disk(path: Path, marks: Mapping[str, str], usage: Any, kind: str = "linux") -> Result:
+    if kind == "docker-desktop":
+        return Result(
+            "disk",
+            True,
+            "Docker Desktop keeps images and volumes in its VM's disk, not visible here: "
+            f"keep >= {_gib(MIN_FREE_DISK)} free there (Settings > Resources > Disk usage limit)",
+        )
+    free, total = usage.free, usage.total
+    low, high = (required_free(marks[k], total) for k in ("low", "high"))
+    need = max(MIN_FREE_DISK, low)
     return Result(
         "disk",
-        ok,
-        f"{path}: {used:.0%} used, {_gib(usage.free)} free (Elasticsearch stops allocating "
-        f"at {ES_LOW_WATERMARK:.0%}; need < {ES_LOW_WATERMARK:.0%} and >= {_gib(MIN_FREE_DISK)})",
-        "free space on the Docker data disk or move Docker's data-root to a larger one",
+        free >= need,
+        f"{path}: {_gib(free)} free of {_gib(total)}; Elasticsearch watermarks low "
+        f"{marks['low']}, high {marks['high']} (no new primaries under {_gib(high)} free); "
+        f"need >= {_gib(need)} free",
+        "free space on the disk of Docker's data root or move the data-root to a larger "
+        "disk (a laptop disk above the watermarks leaves the first log index unassigned "
+        "and Elasticsearch never turns healthy)",
     )
 
 
-def check_max_map_count(value_text: str | None) -> Result:
+def check_max_map_count(value_text: str | None, kind: str = "linux") -> Result:
     fix = (
         f"sudo sysctl -w vm.max_map_count={MIN_MAX_MAP_COUNT} and persist it: echo "
         f"'vm.max_map_count={MIN_MAX_MAP_COUNT}' | sudo tee /etc/sysctl.d/99-elasticsearch.conf"
     )
+    if value_text is None and kind == "docker-desktop":
+        return Result(
+            "vm.max_map_count",
+            True,
+            "the Docker Desktop VM's value is not visible here (Elasticsearch logs "
+            "`vm.max_map_count [65530] is too low` if it is)",
+        )
     if value_text is None:
         return Result("vm.max_map_count", False, "cannot read /proc/sys/vm/max_map_count", fix)
     value = int(value_text.strip())
@@ -222,17 +338,132 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def check_ports(ports: list[tuple[str, str, int]]) -> Result:
-    busy = [f"{host}:{port} ({name})" for name, host, port in ports if not port_free(host, port)]
+def check_ports(ports: list[tuple[str, str, int]], own: set[int] | None = None) -> Result:
+    """Published ports must be free, unless this stack's running containers hold them."""
+    own = own or set()
+    busy = [
+        f"{host}:{port} ({name})"
+        for name, host, port in ports
+        if port not in own and not port_free(host, port)
+    ]
     if busy:
         return Result(
             "ports",
             False,
             f"in use: {', '.join(busy)}",
-            "stop what listens there (ss -ltnp) - e.g. a running native run: make down-native - "
-            "or, if it is this stack already running, ignore",
+            "stop what listens there (ss -ltnp), e.g. a running native run: make down-native",
         )
-    return Result("ports", True, f"{len(ports)} published ports free")
+    held = f", {len(own & {p for _, _, p in ports})} held by this stack" if own else ""
+    return Result("ports", True, f"{len(ports)} published ports free{held}")
+
+
+def own_ports(docker: str | None, project: str) -> set[int]:
+    """Host ports the running containers of this compose project publish."""
+    if docker is None:
+        return set()
+    proc = _run(
+        [
+            docker,
+            "ps",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--format",
+            "{{.Ports}}",
+        ]
+    )
+    if proc is None or proc.returncode != 0:
+        return set()
+    return {int(p) for p in re.findall(r":(\d+)->", proc.stdout)}
+
+
+# --- the kind of host: node-exporter's propagation, cAdvisor's Docker root ----------------
+
+
+def _bind(cfg: Mapping[str, Any], service: str, target: str) -> dict[str, Any]:
+    svc = cfg.get("services", {}).get(service) or {}
+    for vol in svc.get("volumes") or []:
+        if vol.get("target") == target:
+            return vol
+    return {}
+
+
+def docker_root_bind(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    svc = cfg.get("services", {}).get("cadvisor") or {}
+    for vol in svc.get("volumes") or []:
+        if vol.get("type") == "bind" and vol.get("source") == vol.get("target") != "/sys":
+            return vol
+    return {}
+
+
+def check_host(host: Host) -> Result:
+    kind = host_kind(host)
+    shared = root_is_shared(host.mountinfo) if kind in ("linux", "unknown") else False
+    extra = "; / is a shared mount" if shared else ""
+    return Result("host", True, f"{HOST_NAMES[kind]}{extra}")
+
+
+def check_propagation(cfg: Mapping[str, Any], host: Host) -> Result:
+    bind = _bind(cfg, "node-exporter", "/host")
+    if not bind:
+        return Result("node-exporter mounts", True, "node-exporter does not mount the host root")
+    mode = (bind.get("bind") or {}).get("propagation") or "rprivate"
+    kind = host_kind(host)
+    possible = kind == "linux" and root_is_shared(host.mountinfo)
+    if mode in ("rslave", "slave", "rshared", "shared") and not possible:
+        why = {
+            "docker-desktop": "Docker Desktop",
+            "wsl": "WSL",
+            "rootless": "rootless Docker",
+        }.get(kind, "a host whose / is not a shared mount")
+        return Result(
+            "node-exporter mounts",
+            False,
+            f"/ is mounted with propagation {mode}, which fails on {why} "
+            "(path / is not a shared or slave mount)",
+            "remove HOST_ROOT_PROPAGATION from .env (rprivate, the default, works everywhere)",
+        )
+    note = (
+        "; HOST_ROOT_PROPAGATION=rslave in .env would also show filesystems mounted later"
+        if possible and mode == "rprivate"
+        else ""
+    )
+    return Result("node-exporter mounts", True, f"/ with propagation {mode}{note}")
+
+
+def check_docker_root(cfg: Mapping[str, Any], host: Host) -> Result:
+    bind = docker_root_bind(cfg)
+    source = str(bind.get("source") or DEFAULT_DOCKER_ROOT)
+    engine_root = str(host.info.get("DockerRootDir") or "")
+    if engine_root and engine_root != source:
+        return Result(
+            "docker root",
+            False,
+            f"cAdvisor mounts {source}, but the engine keeps its data in {engine_root}",
+            f"set DOCKER_ROOT_DIR={engine_root} in .env",
+        )
+    if host_kind(host) == "docker-desktop":
+        return Result("docker root", True, f"{source} (inside the Docker Desktop VM)")
+    if not Path(source).is_dir():
+        return Result(
+            "docker root",
+            False,
+            f"{source} does not exist here (snap, rootless Docker or a custom data-root?)",
+            "set DOCKER_ROOT_DIR in .env to `docker info --format '{{.DockerRootDir}}'`",
+        )
+    return Result("docker root", True, f"{source} is the engine's data root")
+
+
+def check_docker_socket(cfg: Mapping[str, Any], host: Host) -> Result:
+    bind = _bind(cfg, "cadvisor", "/var/run/docker.sock")
+    source = str(bind.get("source") or DEFAULT_DOCKER_SOCKET)
+    if host_kind(host) == "docker-desktop":
+        return Result("docker socket", True, f"{source} (provided by Docker Desktop)")
+    if not Path(source).exists():
+        fix = "set DOCKER_SOCKET in .env to the engine's socket"
+        if host_kind(host) == "rootless":
+            fix = "set DOCKER_SOCKET=$XDG_RUNTIME_DIR/docker.sock in .env (rootless Docker)"
+        return Result("docker socket", False, f"{source} does not exist here", fix)
+    return Result("docker socket", True, f"{source} exists")
 
 
 def mounted_paths(cfg: Mapping[str, Any], root: Path) -> list[Path]:
@@ -280,7 +511,10 @@ def _unreadable(path: Path) -> list[Path]:
 
 
 def check_ownership(paths: list[Path], root: Path) -> Result:
+    """Configs the containers read as their own users. secrets/ is left out: only the
+    root volume-init job reads it (with CAP_DAC_READ_SEARCH), so it stays 0700/0600."""
     bad: list[Path] = []
+    paths = [p for p in paths if not p.is_relative_to(root / "secrets")]
     for p in paths:
         bad += _unreadable(p)
     if bad:
@@ -290,13 +524,12 @@ def check_ownership(paths: list[Path], root: Path) -> Result:
             "file permissions",
             False,
             f"not readable by the containers' users: {shown}{more}",
-            "chmod -R o+rX on them (a umask of 077 at clone time causes this); "
-            "secrets/ itself may stay 0700",
+            "chmod -R o+rX on them (a umask of 077 at clone time causes this); secrets/ stays 0700",
         )
     return Result(
         "file permissions",
         True,
-        f"{len(paths)} mounted configs/secrets readable by the containers' users "
+        f"{len(paths)} mounted configs readable by the containers' users "
         "(data lives in named volumes owned by each image's user)",
     )
 
@@ -304,7 +537,9 @@ def check_ownership(paths: list[Path], root: Path) -> Result:
 # --- main -------------------------------------------------------------------------------------
 
 
-def run_checks(root: Path, files: list[str], profiles: list[str]) -> list[Result]:
+def run_checks(
+    root: Path, files: list[str], profiles: list[str], host: Host | None = None
+) -> list[Result]:
     docker = shutil.which("docker")
     engine, info = check_docker(docker)
     results = [engine, check_compose(docker, root)]
@@ -319,20 +554,31 @@ def run_checks(root: Path, files: list[str], profiles: list[str]) -> list[Result
             )
         )
         return results
+    if host is None:
+        host = Host(info=info, own_ports=own_ports(docker, str(cfg.get("name") or "")))
     results.append(Result("compose config", True, f"{' + '.join(files)} renders"))
-    results.append(check_memory(cfg, Path("/proc/meminfo").read_text()))
-    data_root = Path(info.get("DockerRootDir") or "/var/lib/docker")
-    results.append(check_disk(data_root if data_root.exists() else root))
-    try:
-        max_map = Path("/proc/sys/vm/max_map_count").read_text()
-    except OSError:
-        max_map = None
-    results.append(check_max_map_count(max_map))
-    results.append(check_ports(published_ports(cfg)))
+    results += host_checks(cfg, host, root)
     paths = mounted_paths(cfg, root)
     results.append(check_secrets(paths, root))
     results.append(check_ownership([p for p in paths if p.exists()], root))
     return results
+
+
+def host_checks(cfg: Mapping[str, Any], host: Host, root: Path) -> list[Result]:
+    """Everything that depends on the host, from `host` alone (tests fake it)."""
+    kind = host_kind(host)
+    data_root = Path(host.info.get("DockerRootDir") or DEFAULT_DOCKER_ROOT)
+    disk_path = data_root if data_root.exists() else root
+    return [
+        check_memory(cfg, host.meminfo, int(host.info.get("MemTotal") or 0)),
+        check_disk(disk_path, watermarks(cfg), host.disk_usage(disk_path), kind),
+        check_max_map_count(host.max_map_count, kind),
+        check_ports(published_ports(cfg), host.own_ports),
+        check_host(host),
+        check_propagation(cfg, host),
+        check_docker_root(cfg, host),
+        check_docker_socket(cfg, host),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,6 +589,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="check compose.yaml + compose.staging.yaml without the demo profile",
     )
+    parser.add_argument(
+        "-f", "--file", action="append", dest="files", help="compose file (as make up uses)"
+    )
+    parser.add_argument("--profile", action="append", dest="profiles", help="compose profile")
     args = parser.parse_args(argv)
     root = args.root.resolve()
     if not (root / "compose.yaml").is_file():
@@ -350,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.staging:
         files, profiles = ["compose.yaml", "compose.staging.yaml"], []
+    elif args.files:
+        files, profiles = args.files, args.profiles or []
     else:
         files, profiles = ["compose.yaml"], os.environ.get("PROFILES", "demo").split()
     results = run_checks(root, files, profiles)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of every config the bundle ships, with the real tools:
-# docker-compose, promtool, amtool, yamllint, ruff and a JSON parse.
+# docker-compose, promtool, amtool, yamllint, ruff, a JSON parse, and zizmor +
+# check-jsonschema for the CI workflow.
 # One line per check; exits non-zero if any failed. Run through `make lint`
 # (which puts .tools/bin and .venv/bin first on PATH).
 set -uo pipefail
@@ -85,5 +86,11 @@ for p in sorted(pathlib.Path(".").glob("**/*.json")):
         bad.append(f"{p}: {e}")
 print("\n".join(bad)); sys.exit(1 if bad else 0)'
 check "ruff" ruff check --quiet .
+
+# The repository's own CI (.github/workflows/): zizmor's security audit (offline; no
+# finding allowed) and the GitHub-workflow schema that check-jsonschema ships.
+check "zizmor (.github/workflows)" zizmor --offline --no-progress .github/workflows/
+check "check-jsonschema github-workflows" \
+  check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 exit $failed

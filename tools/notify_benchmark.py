@@ -2,8 +2,10 @@
 
     python -m tools.notify_benchmark service-down   # stop the api -> ServiceDown at the sink
     python -m tools.notify_benchmark error-burn     # 100% api errors -> ApiErrorBudgetBurn page
+    python -m tools.notify_benchmark latency-burn   # every request slow -> the latency page
     python -m tools.notify_benchmark first-notify [--runs 3] [--prometheus-flag=--x=y ...]
                                                     # Prometheus start -> first Watchdog webhook
+                                                    # (with the native run's alert flags)
     python -m tools.notify_benchmark all
 
 `service-down` and `error-burn` act on the running native stack (`make up-native`) and undo
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -41,10 +44,12 @@ from native import stack as native  # noqa: E402
 from tests.integration.alerting import (  # noqa: E402
     alert_rule,
     evaluation_interval,
+    prometheus_flag,
     routes_for,
     scrape_interval,
     seconds,
 )
+from tools.slo.spec import load as load_slos  # noqa: E402
 
 PROM = "http://127.0.0.1:9090"
 AM = "http://127.0.0.1:9093"
@@ -132,42 +137,72 @@ def service_down(timeout: float = 300) -> Figure:
 
 
 def error_burn(timeout: float = 420) -> Figure:
+    """100% api errors -> the availability SLO's 1h/5m page."""
+    return _burn("availability", {"error_ratio": 1.0}, "100% api errors", timeout)
+
+
+def latency_burn(timeout: float = 1200) -> Figure:
+    """Every api request slower than 0.5 s -> the latency SLO's 1h/5m page."""
+    return _burn("latency", {"latency_seconds": 1.5}, "every api request +1.5 s", timeout)
+
+
+def _burn(slo_name: str, fault: dict[str, float], what: str, timeout: float) -> Figure:
     _require_native()
-    rule = alert_rule("ApiErrorBudgetBurn", severity="critical")
+    spec = load_slos()
+    slo = next(o for o in spec.slos if o.service == "api" and o.name == slo_name)
+    quick = next(p for p in spec.pairs if p.tier == "page" and p.speed == "quick")
+    rule = alert_rule(slo.alert_name, severity="critical", slo=slo.name, window=quick.label)
     labels = {"alertname": rule.name, "service": "api", "env": "native", **rule.labels}
     route = routes_for(labels)[0]
     scrape, ev = scrape_interval("apollonia-api"), evaluation_interval()
-    # How much traffic history the 1h window holds decides how soon 100% errors push its
-    # error ratio over 14.4 x 0.1% = 1.44%: t / (history + t) > 0.0144.
+    # The 1h window is computed from raw samples; how much traffic history it holds decides
+    # how soon all-bad events push its ratio over factor x budget (14.4 x 0.1% = 1.44% for
+    # availability): with a full window of steady traffic the ratio is t / 1h (51.8 s), with
+    # less history h the window holds h + t and the ratio is t / (h + t).
     start = float(httpx.get(f"{PROM}/api/v1/query", params={
-        "query": 'min(timestamp(process_start_time_seconds{job="prometheus"}))'}, timeout=5)
+        "query": 'min(process_start_time_seconds{job="prometheus"})'}, timeout=5)
         .json()["data"]["result"][0]["value"][1])
-    history = min(3600.0, time.time() - start)
-    budget = 14.4 * (1 - 0.999)
-    window_s = budget * history / (1 - budget)
-    active = [a for a in httpx.get(f"{PROM}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-              if a["labels"].get("alertname") == rule.name and a["labels"].get("service") == "api"]
-    if active:
+    history = time.time() - start
+    line = quick.factor * slo.budget
+    window_s = line * quick.long if history >= quick.long else line * history / (1 - line)
+    def active(**match: str) -> list[dict]:
+        alerts = httpx.get(f"{PROM}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+        return [a for a in alerts if a["labels"].get("alertname") == rule.name
+                and a["labels"].get("service") == "api"
+                and all(a["labels"].get(k) == v for k, v in match.items())]
+
+    if active(slo=slo.name):
         raise SystemExit(
-            f"notify_benchmark: {rule.name} is already {active[0]['state']} (errors in the last"
-            " hour, e.g. from the integration suite): nothing to measure. Start from fresh data:"
-            " make down && rm -rf .run/prometheus/data && make up-native")
+            f"notify_benchmark: {rule.name} ({slo.name}) is already active (bad events in the"
+            " last hour, e.g. from the integration suite): nothing to measure. Start from fresh"
+            " data: make down && rm -rf .run/prometheus/data && make up-native")
+    # Another SLO's alert of the same name and service shares the Alertmanager group: the
+    # page would wait for the group's next group_interval instead of group_wait.
+    if not _wait(lambda: not active(), 900, interval=5):
+        raise SystemExit(f"notify_benchmark: {rule.name} of another api SLO stays active")
+    native.reset_alertmanager_state()
     t0 = time.time()
-    httpx.post(f"{API}/admin/faults", json={"error_ratio": 1.0}, timeout=5).raise_for_status()
+    httpx.post(f"{API}/admin/faults", json=fault, timeout=5).raise_for_status()
     try:
-        got = _wait(lambda: _sink_first(SINK, t0, rule.name, service="api"), timeout)
+        got = _wait(lambda: _sink_first(SINK, t0, rule.name, service="api", slo=slo.name,
+                                        window=quick.label), timeout)
     finally:
         httpx.delete(f"{API}/admin/faults", timeout=5)
     if got is None:
         raise SystemExit(f"notify_benchmark: no {rule.name} page within {timeout:.0f}s")
-    floor = max(window_s, 2 * scrape) + rule.hold + route.group_wait
+    floor = window_s + rule.hold + route.group_wait
     return Figure(
-        "100% api errors -> ApiErrorBudgetBurn page", got - t0, floor,
-        floor + scrape + 2 * ev,
-        f"= 1h ratio > 1.44% after {window_s:.0f}s ({history / 60:.0f} min of history;"
-        f" >= 2 scrapes {2 * scrape:.0f}s) + for {rule.hold:.0f}s"
-        f" + group_wait {route.group_wait:.0f}s (+ scrape/eval alignment)",
+        f"{what} -> {rule.name} {slo.name} {quick.label}", got - t0, floor,
+        floor + scrape + ev,
+        f"= {quick.label.split('/')[0]} ratio > {line:.2%} after {window_s:.0f}s "
+        f"({min(history, quick.long) / 60:.0f} min of history) + for {rule.hold:.0f}s"
+        f" + group_wait {route.group_wait:.0f}s (+ scrape <= {scrape:.0f}s, eval <= {ev:.0f}s)",
     )
+
+
+def native_prometheus_flags(names: tuple[str, ...] = ("--rules.alert.resend-delay",)) -> list[str]:
+    """The native run's (and compose's) Prometheus flags that change alert timing."""
+    return [f"{n}={v}" for n in names if (v := prometheus_flag(n)) is not None]
 
 
 # --- cold start -> first notification ------------------------------------------------------------
@@ -179,6 +214,11 @@ BENCH = {"prom": 19090, "am": 19093, "sink": 15001}
 def _isolated_run_dir(base: Path) -> None:
     (base / "prometheus/data").mkdir(parents=True)
     (base / "prometheus/rules").mkdir()
+    # prometheus.yml sends basic auth to itself and Alertmanager (enforced only on staging)
+    # from secrets/ next to it: without the file no scrape or notification is made.
+    secret = base / "prometheus/secrets/basic_auth_password"
+    secret.parent.mkdir(mode=0o700)
+    secret.write_text(secrets.token_urlsafe(24) + "\n")
     (base / "prometheus/prometheus.yml").symlink_to(ROOT / "prometheus/prometheus.yml")
     for rule in sorted((ROOT / "prometheus/rules").glob("*.yml")):
         (base / "prometheus/rules" / rule.name).symlink_to(rule)
@@ -329,15 +369,20 @@ def first_notify_report(runs: int, prom_flags: list[str], am_after: float) -> li
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.notify_benchmark",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("path", choices=("service-down", "error-burn", "first-notify", "all"))
+    parser.add_argument("path", choices=("service-down", "error-burn", "latency-burn",
+                                         "first-notify", "all"))
     parser.add_argument("--runs", type=int, default=1, help="first-notify repetitions")
     parser.add_argument("--am-after", type=float, default=-1.0, metavar="SECONDS",
                         help="first-notify: start Alertmanager this long after Prometheus "
                              "(default: Alertmanager ready first)")
     parser.add_argument("--prometheus-flag", dest="prom_flags", action="append", default=[],
-                        metavar="FLAG", help="first-notify: extra Prometheus flag (repeatable),"
-                        " e.g. --prometheus-flag=--rules.alert.resend-delay=10s")
+                        metavar="FLAG", help="first-notify: extra Prometheus flag (repeatable;"
+                        " replaces the native run's flag of the same name), e.g."
+                        " --prometheus-flag=--rules.alert.resend-delay=1m")
     args = parser.parse_args(argv)
+    given = {f.split("=", 1)[0] for f in args.prom_flags}
+    args.prom_flags = [f for f in native_prometheus_flags()
+                       if f.split("=", 1)[0] not in given] + args.prom_flags
     figures: list[Figure] = []
     if args.path in ("first-notify", "all"):
         for fig in first_notify_report(args.runs, args.prom_flags, args.am_after):
@@ -348,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         print(figures[-1].line(), flush=True)
     if args.path in ("error-burn", "all"):
         figures.append(error_burn())
+        print(figures[-1].line(), flush=True)
+    if args.path == "latency-burn":  # ~10 minutes: not part of `all`
+        figures.append(latency_burn())
         print(figures[-1].line(), flush=True)
     return 0
 

@@ -16,8 +16,16 @@ Layout (what compose.yaml and compose.staging.yaml mount):
   prometheus-web-config.yml, alertmanager-web-config.yml
                                                 staging basic auth (bcrypt of basic_auth_password)
 
-Permissions: secrets/ is 0700, so no other host user can read inside it; the files
-are 0644 because the containers read them as their own unprivileged users.
+Permissions: secrets/ and its subdirectories are 0700 and every file 0600, owned by
+you: no other host user can read them. Containers never read these files directly:
+compose.yaml's one-shot volume-init job (root with CAP_DAC_READ_SEARCH) copies each
+consumer's secrets into that consumer's own volume, owned by the user it runs as,
+mode 0400 (Elasticsearch refuses anything but 0400/0600). Files an earlier version
+wrote world-readable are tightened to 0600 (contents never change).
+
+A directory where a file belongs (Docker creates one when the stack is started
+before `make secrets` with an old short-syntax bind) is reported as one line with
+the fix; nothing is written until the layout is sound.
 """
 
 from __future__ import annotations
@@ -42,6 +50,8 @@ PASSWORDS = (
     # copy the central host's file to each remote host.
     "agent_remote_write_password",
 )
+# Files derived from the passwords (rendered in ensure()).
+DERIVED = ("database_url", "rabbitmq_url", "rabbitmq/20-credentials.conf")
 BASIC_AUTH_USER = "admin"
 RABBITMQ_USER = "apollonia"
 # Placeholder in the tracked web-config templates, replaced by the bcrypt hash.
@@ -83,17 +93,58 @@ def bcrypt_hash(password: str) -> str | None:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS)).decode()
 
 
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _mkdir(path: Path) -> None:
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path, DIR_MODE)
+
+
 def _write_new(path: Path, content: str, created: list[str], root: Path) -> None:
     """Write content to path only if it does not exist yet (O_EXCL: no race, no overwrite)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _mkdir(path.parent)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
+        os.chmod(path, FILE_MODE)
         return
     with os.fdopen(fd, "w") as fh:
         fh.write(content)
-    os.chmod(path, 0o644)
+    os.chmod(path, FILE_MODE)
     created.append(str(path.relative_to(root)))
+
+
+def expected_files(repo: Path) -> list[Path]:
+    """Relative paths of every file `ensure` writes (templates read from repo)."""
+    rels = [Path(n) for n in PASSWORDS] + [Path(r) for r in DERIVED]
+    rels += [Path(n) for n, t in WEB_CONFIG_TEMPLATES.items() if (repo / t).is_file()]
+    example = repo / "alertmanager" / "secrets.example"
+    if example.is_dir():
+        rels += [
+            Path("alertmanager") / p.relative_to(example)
+            for p in sorted(example.rglob("*"))
+            if p.is_file()
+        ]
+    return rels
+
+
+def check_layout(out: Path, repo: Path) -> None:
+    """Fail before writing anything when a file's place is taken by a directory (or a
+    directory's by a file): the state a stack started before `make secrets` leaves."""
+    for rel in expected_files(repo):
+        for parent in reversed(rel.parents[:-1]):
+            p = out / parent
+            if p.exists() and not p.is_dir():
+                raise SecretsError(f"{p}: is a file where a directory belongs; remove it")
+        p = out / rel
+        if p.is_dir():
+            raise SecretsError(
+                f"{p}: is a directory where a file belongs (Docker made it when the stack "
+                f"was started before `make secrets`); remove it (sudo rmdir {p}), then run "
+                "make secrets again"
+            )
 
 
 def _read(path: Path) -> str:
@@ -114,8 +165,8 @@ def ensure(root: Path, repo: Path | None = None, notes: list[str] | None = None)
     out = root / "secrets"
     if out.exists() and not out.is_dir():
         raise SecretsError(f"{out}: exists but is not a directory")
-    out.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(out, 0o700)
+    check_layout(out, repo)
+    _mkdir(out)
     created: list[str] = []
 
     for name in PASSWORDS:
@@ -136,13 +187,19 @@ def ensure(root: Path, repo: Path | None = None, notes: list[str] | None = None)
             f"default_pass = {_read(out / 'rabbitmq_password')}\n"
         ),
     }
+    assert tuple(derived) == DERIVED
     for rel, render in derived.items():
-        if not (out / rel).exists():
+        if (out / rel).exists():
+            os.chmod(out / rel, FILE_MODE)
+        else:
             _write_new(out / rel, render(), created, root)
 
     for name, template_rel in WEB_CONFIG_TEMPLATES.items():
         template = repo / template_rel
-        if (out / name).exists() or not template.is_file():
+        if (out / name).exists():
+            os.chmod(out / name, FILE_MODE)
+            continue
+        if not template.is_file():
             continue
         text = template.read_text()
         if HASH_PLACEHOLDER not in text:
@@ -160,14 +217,13 @@ def ensure(root: Path, repo: Path | None = None, notes: list[str] | None = None)
     example = repo / "alertmanager" / "secrets.example"
     if example.is_dir():
         target = out / "alertmanager"
-        target.mkdir(mode=0o755, exist_ok=True)
+        _mkdir(target)
         for src in sorted(p for p in example.rglob("*") if p.is_file()):
             dst = target / src.relative_to(example)
-            if not dst.exists():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dst)
-                os.chmod(dst, 0o644)
-                created.append(str(dst.relative_to(root)))
+            if dst.exists():
+                os.chmod(dst, FILE_MODE)
+            else:
+                _write_new(dst, src.read_text(), created, root)
     return created
 
 

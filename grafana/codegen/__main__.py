@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tools.slo.spec import SpecError
+
 from .registry import generate
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "dashboards"
@@ -56,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output directory (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
+    try:
+        generate()  # the SLO dashboard reads prometheus/slos.yml: one line if it is broken
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if args.check:
         problems = drift(args.out)
         for p in problems:

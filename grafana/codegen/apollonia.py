@@ -1,7 +1,9 @@
 """Application dashboards: Apollonia overview, business metrics, ML pipeline.
 
 Panels read the recording rules of prometheus/rules/ (already aggregated by env and
-service over a 5m window) wherever one exists; raw-metric queries use $__rate_interval.
+service over a 5m window): every quantile comes from one, so no panel reads raw histogram
+buckets over its time range (make benchmark-scale measures why: seconds per query at 40
+api instances). Raw-metric queries (counter rates over a few series) use $__rate_interval.
 """
 
 from __future__ import annotations
@@ -121,12 +123,15 @@ def overview() -> db.Dashboard:
             ds=ds, min_val=0, thresholds=((None, "green"), (0.01, "red"))))
         .with_panel(ts(
             "p95 latency with trace exemplars",
-            "95th-percentile latency per service computed from the raw histogram, with "
-            "exemplars: each dot is a real request; click it to open its trace in Jaeger.",
+            "95th-percentile latency per service (service:http_request_duration_seconds:"
+            "p95_rate5m) with exemplars: each dot is a real request; click it to open its "
+            "trace in Jaeger. The raw histogram selector after `or` is there only for the dots "
+            "(Grafana asks Prometheus for the exemplars of every series the query selects): "
+            "`@ end() < 0` evaluates it once, and it returns no series.",
             "s",
-            [Q(f"histogram_quantile(0.95, sum by (service, le) "
-               f"(rate(http_request_duration_seconds_bucket{{{SVC}}}[$__rate_interval])))",
-               "{{service}} p95", exemplar=True, min_step=ANALYZER_STEP)],
+            [Q(f"service:http_request_duration_seconds:p95_rate5m{{{SVC}}} or "
+               f"(http_request_duration_seconds_bucket{{{SVC}}} @ end() < 0)",
+               "{{service}} p95", exemplar=True)],
             ds=ds))
         .with_panel(ts(
             "p95 latency by endpoint",
@@ -179,12 +184,23 @@ def overview() -> db.Dashboard:
         .with_panel(ts(
             "Log lines by level",
             "Log lines per second shipped by Fluent Bit, by emitting service and level "
-            "(apollonia_log_lines_total from Fluent Bit's log_to_metrics filter).",
+            "(apollonia_log_lines_total from Fluent Bit's log_to_metrics filter). A service "
+            "that serves requests but has no line here: alert ServiceStoppedLogging.",
             "cps",
             [Q('sum by (log_service, level) '
                '(rate(apollonia_log_lines_total{env="$env"}[$__rate_interval]))',
                "{{log_service}} {{level}}")],
-            ds=ds, span=24, stacked=True))
+            ds=ds, span=12, stacked=True))
+        .with_panel(ts(
+            "Error log ratio",
+            "Share of each service's log lines that are ERROR or CRITICAL; above 5% for 10 "
+            "minutes fires ServiceErrorLogRatioHigh (prometheus/rules/logs.yml).",
+            "percentunit",
+            [Q('sum by (log_service) (rate(apollonia_log_lines_total{env="$env", '
+               'level=~"ERROR|CRITICAL"}[$__rate_interval])) / sum by (log_service) '
+               '(rate(apollonia_log_lines_total{env="$env"}[$__rate_interval]))',
+               "{{log_service}}")],
+            ds=ds, span=12, min_val=0, max_val=1, thresholds=((None, "green"), (0.05, "red"))))
         .with_panel(logs_panel(
             "Error logs",
             "Latest ERROR lines of the Apollonia services from Elasticsearch. Expand a "
@@ -223,10 +239,9 @@ def business() -> db.Dashboard:
         .with_panel(stat_panel(
             "Processing p95",
             "95th-percentile processing time across formats and stages, from the "
-            "analyzer's histogram (5m window).",
+            "analyzer's histogram (service:media_processing_duration_seconds:p95_rate5m).",
             "s",
-            [aq('histogram_quantile(0.95, sum by (le) '
-               '(rate(media_processing_duration_seconds_bucket{env="$env"}[$__rate_interval])))')],
+            [Q('max(service:media_processing_duration_seconds:p95_rate5m{env="$env"})')],
             span=8))
         .with_panel(pie_panel(
             "Files by format",
@@ -249,18 +264,16 @@ def business() -> db.Dashboard:
                "{{format}}")]))
         .with_panel(bargauge_panel(
             "Processing p95 by stage",
-            "Which processing stage is slowest: 95th percentile per stage.",
+            "Which processing stage is slowest: 95th percentile per stage "
+            "(stage:media_processing_duration_seconds:p95_rate5m).",
             "s",
-            [aq('histogram_quantile(0.95, sum by (stage, le) '
-               '(rate(media_processing_duration_seconds_bucket{env="$env"}[$__rate_interval])))',
-               "{{stage}}")]))
+            [Q('stage:media_processing_duration_seconds:p95_rate5m{env="$env"}', "{{stage}}")]))
         .with_panel(bargauge_panel(
             "Median upload size by format",
-            "Median size of uploaded files per format (media_upload_size_bytes histogram).",
+            "Median size of uploaded files per format, from the media_upload_size_bytes "
+            "histogram (format:media_upload_size_bytes:p50_rate5m).",
             "bytes",
-            [Q('histogram_quantile(0.5, sum by (format, le) '
-               '(rate(media_upload_size_bytes_bucket{env="$env"}[$__rate_interval])))',
-               "{{format}}")],
+            [Q('format:media_upload_size_bytes:p50_rate5m{env="$env"}', "{{format}}")],
             span=24))
     )
 
@@ -324,24 +337,26 @@ def ml_pipeline() -> db.Dashboard:
         .with_row(db.Row("Latency"))
         .with_panel(ts(
             "Inference p95 by model",
-            "95th-percentile inference duration per model.",
+            "95th-percentile inference duration per model "
+            "(model:ml_inference_duration_seconds:p95_rate5m).",
             "s",
-            [aq(f"histogram_quantile(0.95, sum by (model_name, le) "
-               f"(rate(ml_inference_duration_seconds_bucket{{{m}}}[$__rate_interval])))",
-               "{{model_name}}")], span=8))
+            [Q(f"model:ml_inference_duration_seconds:p95_rate5m{{{m}}}", "{{model_name}}")],
+            span=8))
         .with_panel(ts(
             "Prediction p95 by input size",
-            "95th-percentile prediction duration per input size bucket (1, 2-8, 9-32, 33+).",
+            "95th-percentile prediction duration per input size bucket (1, 2-8, 9-32, 33+) "
+            "of the selected models, from their recorded bucket rates "
+            "(model_input_size_le:ml_model_prediction_duration_seconds_bucket:rate5m).",
             "s",
-            [aq(f"histogram_quantile(0.95, sum by (input_size, le) "
-               f"(rate(ml_model_prediction_duration_seconds_bucket{{{m}}}[$__rate_interval])))",
+            [Q("histogram_quantile(0.95, sum by (input_size, le) "
+               f"(model_input_size_le:ml_model_prediction_duration_seconds_bucket:rate5m{{{m}}}))",
                "{{input_size}}")], span=8))
         .with_panel(ts(
             "Feature extraction p95",
-            "95th-percentile feature extraction duration per feature type and audio format.",
+            "95th-percentile feature extraction duration per feature type and audio format "
+            "(feature_format:ml_feature_extraction_duration_seconds:p95_rate5m).",
             "s",
-            [aq(f"histogram_quantile(0.95, sum by (feature_type, audio_format, le) "
-               f"(rate(ml_feature_extraction_duration_seconds_bucket{{{a}}}[$__rate_interval])))",
+            [Q(f"feature_format:ml_feature_extraction_duration_seconds:p95_rate5m{{{a}}}",
                "{{feature_type}} {{audio_format}}")], span=8))
         .with_row(db.Row("Resources"))
         .with_panel(bargauge_panel(

@@ -223,12 +223,16 @@ def table_panel(title: str, description: str, unit: str, queries: Sequence[Q], *
 
 def logs_panel(title: str, description: str, query: str, *, ds: dm.DataSourceRef = LOGS,
                span: int = 24, height: int = 10) -> logs.Panel:
-    """Elasticsearch log lines (Lucene query); fields come from the data source settings."""
+    """Elasticsearch log lines (Lucene query); fields come from the data source settings.
+
+    `queryType` is the query language (lucene | PPL | SQL), not the panel kind: the
+    logs metric makes it a log query. No per-query timeField: Grafana ignores it and
+    uses the data source's jsonData.timeField (@timestamp, datasources.yml).
+    """
     target = (
         es.Dataquery()
         .query(query)
-        .query_type("logs")
-        .time_field("@timestamp")
+        .query_type("lucene")
         .metrics([es.Logs().id("1")])
         .bucket_aggs([])
         .datasource(ds)

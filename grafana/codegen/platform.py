@@ -286,17 +286,32 @@ def stack_health() -> db.Dashboard:
             ], span=8))
         .with_panel(ts(
             "Fluent Bit delivery problems",
-            "Output errors, retries that gave up and dropped records per second; "
-            "any non-zero dropped value is lost logs.",
+            "Retries per second (sustained for 10 minutes: FluentBitRetriesSustained; "
+            "Fluent Bit's health stays OK meanwhile) and dropped records (lost logs).",
             "cps",
             [
-                Q(f"sum by (name) (rate(fluentbit_output_errors_total{{{T}}}"
-                  f"[$__rate_interval]))", "errors {{name}}"),
-                Q(f"sum by (name) (rate(fluentbit_output_retries_failed_total{{{T}}}"
-                  f"[$__rate_interval]))", "retries failed {{name}}"),
+                Q(f"sum by (name) (rate(fluentbit_output_retries_total{{{T}}}"
+                  f"[$__rate_interval]))", "retries {{name}}"),
                 Q(f"sum by (name) (rate(fluentbit_output_dropped_records_total{{{T}}}"
                   f"[$__rate_interval]))", "dropped {{name}}"),
             ], span=8))
+        .with_panel(ts(
+            "Fluent Bit disk queue free",
+            "Share of the Elasticsearch output's disk queue (storage.total_limit_size) still "
+            "free; below 50% FluentBitDiskQueueFilling warns, at 0% the oldest lines are "
+            "dropped.",
+            "percent",
+            [Q(f"min by (name) (fluentbit_output_chunk_available_capacity_percent{{{T}, "
+               f'name="es.0"}})', "free {{name}}")],
+            span=8, min_val=0, max_val=100,
+            thresholds=((None, "red"), (10, "orange"), (50, "green"))))
+        .with_panel(ts(
+            "Fluent Bit chunks waiting on disk",
+            "Buffered chunks on disk not loaded in memory: 0 while Elasticsearch keeps up; "
+            "above 0 for 30 minutes fires FluentBitBacklogNotDraining.",
+            "short",
+            [Q(f"sum by (instance) (fluentbit_storage_fs_chunks_down{{{T}}})", "{{instance}}")],
+            span=8, min_val=0))
         .with_panel(stat_panel(
             "Elasticsearch cluster status",
             "Cluster health from the exporter: green, yellow (replicas unassigned: normal "
@@ -334,20 +349,22 @@ def stack_health() -> db.Dashboard:
             "Spans accepted and refused per second by Jaeger's OTLP receivers.",
             "cps",
             [
-                Q(f"sum by (receiver) (rate(otelcol_receiver_accepted_spans_total{{{T}}}"
+                Q(f"sum by (receiver) (rate(otelcol_receiver_accepted_spans{{{T}}}"
                   f"[$__rate_interval]))", "accepted {{receiver}}"),
-                Q(f"sum by (receiver) (rate(otelcol_receiver_refused_spans_total{{{T}}}"
+                Q(f"sum by (receiver) (rate(otelcol_receiver_refused_spans{{{T}}}"
                   f"[$__rate_interval]))", "refused {{receiver}}"),
             ]))
         .with_panel(ts(
             "Spans stored",
-            "Spans written to storage and failed writes per second (Jaeger storage exporter).",
+            "Documents (spans and services) Jaeger's Elasticsearch bulk indexer stored and "
+            "failed to store per second. The storage exporter's own sent/failed counts only "
+            "say a span was queued for it (alert JaegerStorageWriteErrors).",
             "cps",
             [
-                Q(f"sum by (exporter) (rate(otelcol_exporter_sent_spans_total{{{T}}}"
-                  f"[$__rate_interval]))", "sent {{exporter}}"),
-                Q(f"sum by (exporter) (rate(otelcol_exporter_send_failed_spans_total{{{T}}}"
-                  f"[$__rate_interval]))", "failed {{exporter}}"),
+                Q(f"sum by (name) (rate(jaeger_storage_bulk_index_inserts{{{T}}}"
+                  f"[$__rate_interval]))", "stored {{name}}"),
+                Q(f"sum by (name) (rate(jaeger_storage_bulk_index_errors{{{T}}}"
+                  f"[$__rate_interval]))", "failed {{name}}"),
             ]))
         .with_row(db.Row("Exporters and probes"))
         .with_panel(stat_panel(

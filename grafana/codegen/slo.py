@@ -6,11 +6,15 @@ dashboard and the burn-rate alerts read the same numbers:
 - slo:sli_error:ratio_rate<window>{env, service, slo}    share of bad events
 - slo:error_budget_remaining:ratio30d{env, service, slo} 1 = untouched, 0 = spent
 Burn rate = bad-event ratio / (1 - objective); 1 spends the budget in exactly 30 days.
+The windows and their burn-rate factors come from the spec, prometheus/slos.yml.
 """
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
+
+from tools.slo.spec import duration
+from tools.slo.spec import load as load_slos
 
 from .common import (
     PROMETHEUS_UID,
@@ -25,12 +29,8 @@ from .common import (
     ts,
 )
 
-SEL = 'env="$env", service="api", slo="$slo"'
-OBJ = 'service="api", slo="$slo"'
-
-# Alert windows (long one of each pair) and the burn-rate factor that pages or
-# tickets over it for a 30-day objective (SRE workbook multiwindow table).
-WINDOWS = (("1h", 14.4), ("6h", 6.0), ("1d", 3.0), ("3d", 1.0))
+SEL = 'env="$env", service="$service", slo="$slo"'
+OBJ = 'service="$service", slo="$slo"'
 
 
 def burn_rate(window: str) -> str:
@@ -40,18 +40,35 @@ def burn_rate(window: str) -> str:
     )
 
 
-EXPLAINER = """\
-**Burn rate** = share of bad events / (1 − objective). At 1 the error budget lasts exactly
-the 30-day period. The alerts page at **14.4×** over 1h (and 5m) or **6×** over 6h (and 30m),
-and open a ticket at **3×** over 1d (and 2h) or **1×** over 3d (and 6h).
-Runbook: `docs/runbook.md`."""
+def _explainer(pairs: list) -> str:  # noqa: ANN001 - tools.slo.spec.Pair
+    def tier(name: str) -> str:
+        return " or ".join(f"**{p.factor:g}×** over {duration(p.long)} (and {duration(p.short)})"
+                           for p in pairs if p.tier == name)
+
+    return (
+        "**Burn rate** = share of bad events / (1 − objective). At 1 the error budget lasts "
+        "exactly the 30-day period. The alerts page at " + tier("page") + ", and open a "
+        "ticket at " + tier("ticket") + "; the alert's `window` label names the pair. "
+        "Windows and factors: `prometheus/slos.yml`. Runbook: `docs/runbook.md`.")
+
+
+def _number(v: float) -> float | int:
+    """1.0 -> 1, so the JSON keeps integer thresholds integers."""
+    return int(v) if v == int(v) else v
 
 
 def slo() -> db.Dashboard:
+    spec = load_slos()
+    pairs = list(spec.pairs)
+    # The long window of each pair and the factor that pages or tickets over it.
+    windows = [(duration(p.long), p.factor) for p in pairs]
+    page = _number(max(p.factor for p in pairs))
+    slow_page = _number(min(p.factor for p in pairs if p.tier == "page"))
+    lowest = _number(min(p.factor for p in pairs))
     dash = new_dashboard(
         "apollonia-slo",
         "Apollonia SLOs",
-        "Are we keeping our promises? API availability and latency objectives, burn "
+        "Are we keeping our promises? Each service's objectives (prometheus/slos.yml), burn "
         "rates over the alerting windows and the error budget left in 30 days.",
         ["slo"],
         [
@@ -59,9 +76,13 @@ def slo() -> db.Dashboard:
                            "Prometheus"),
             env_var(),
             query_var(
-                "slo", "SLO", "label_values(slo:objective:ratio, slo)",
-                description="availability: requests not answered 5xx; latency: requests "
-                "served under 0.5 s.",
+                "service", "Service", "label_values(slo:objective:ratio, service)",
+                description="The service whose SLOs are shown (prometheus/slos.yml).",
+            ),
+            query_var(
+                "slo", "SLO", 'label_values(slo:objective:ratio{service="$service"}, slo)',
+                description="; ".join(f"{o.service} {o.name}: {o.description}"
+                                      for o in spec.slos),
             ),
         ],
         # Budgets move slowly: a day shows the trend, the alert windows up to 3d still
@@ -75,9 +96,11 @@ def slo() -> db.Dashboard:
             "Target share of good events over 30 days (slo:objective:ratio).",
             "percentunit", [Q(f"slo:objective:ratio{{{OBJ}}}")], decimals=2))
         .with_panel(stat_panel(
-            "Good events (1h)",
-            "Share of good events over the last hour: 1 - slo:sli_error:ratio_rate1h.",
-            "percentunit", [Q(f"1 - slo:sli_error:ratio_rate1h{{{SEL}}}")], decimals=3))
+            f"Good events ({windows[0][0]})",
+            f"Share of good events over the last {windows[0][0]}: "
+            f"1 - slo:sli_error:ratio_rate{windows[0][0]}.",
+            "percentunit", [Q(f"1 - slo:sli_error:ratio_rate{windows[0][0]}{{{SEL}}}")],
+            decimals=3))
         .with_panel(stat_panel(
             "Error budget remaining (30d)",
             "Share of the 30-day error budget still unspent "
@@ -85,37 +108,41 @@ def slo() -> db.Dashboard:
             "percentunit", [Q(f"slo:error_budget_remaining:ratio30d{{{SEL}}}")],
             thresholds=((None, "red"), (0.25, "orange"), (0.5, "green")), decimals=1))
         .with_panel(stat_panel(
-            "Burn rate (1h)",
-            "Budget burn rate over the last hour; above 14.4 the fast-burn alert pages.",
-            "short", [Q(burn_rate("1h"))],
-            thresholds=((None, "green"), (1, "orange"), (14.4, "red")), decimals=2))
+            f"Burn rate ({windows[0][0]})",
+            f"Budget burn rate over the last {windows[0][0]}; above {windows[0][1]:g} the "
+            "fast-burn alert pages.",
+            "short", [Q(burn_rate(windows[0][0]))],
+            thresholds=((None, "green"), (lowest, "orange"), (page, "red")), decimals=2))
         .with_panel(text_panel(
             "How to read burn rates",
             "What a burn rate is and which thresholds the SLO alerts use.",
-            EXPLAINER, height=3))
+            _explainer(pairs), height=3))
         .with_row(db.Row("Burn rates"))
         .with_panel(ts(
             "Burn rate by window",
-            "Burn rate over the four long alert windows; dashed lines mark the lowest "
-            "alerting factor (1) and the paging factor (14.4).",
+            f"Burn rate over the {len(windows)} long alert windows; dashed lines mark the "
+            f"lowest alerting factor ({lowest:g}) and the fast paging factor ({page:g}).",
             "short",
-            [Q(burn_rate(w), f"{w} (alerts at {f:g}x)") for w, f in WINDOWS],
-            thresholds=((None, "green"), (1, "orange"), (14.4, "red"))))
+            [Q(burn_rate(w), f"{w} (alerts at {f:g}x)") for w, f in windows],
+            thresholds=((None, "green"), (lowest, "orange"), (page, "red"))))
         .with_panel(bargauge_panel(
             "Burn rate now",
-            "Current burn rate per window, short windows included (5m, 30m, 2h confirm "
-            "the long windows before an alert fires).",
+            "Current burn rate per window, short windows included ("
+            + ", ".join(duration(p.short) for p in pairs)
+            + " confirm the long windows before an alert fires).",
             "short",
-            [Q(burn_rate(w), w, instant=True)
-             for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")],
-            thresholds=((None, "green"), (1, "orange"), (6, "red"))))
+            [Q(burn_rate(duration(w)), duration(w), instant=True) for w in spec.windows()],
+            thresholds=((None, "green"), (lowest, "orange"), (slow_page, "red"))))
         .with_panel(ts(
             "Bad-event ratio by window",
-            "Share of bad events (slo:sli_error:ratio_rate<window>); the dashed line is "
-            "the error budget, 1 - objective.",
+            "Share of bad events (slo:sli_error:ratio_rate<window>) over the short window "
+            "of the fast page and the long windows of both pages; the dashed line is the "
+            "error budget, 1 - objective.",
             "percentunit",
             [
-                *[Q(f"slo:sli_error:ratio_rate{w}{{{SEL}}}", w) for w in ("5m", "1h", "6h")],
+                *[Q(f"slo:sli_error:ratio_rate{w}{{{SEL}}}", w)
+                  for w in dict.fromkeys([duration(pairs[0].short), duration(pairs[0].long),
+                                          duration(pairs[1].long)])],
                 Q(f"1 - slo:objective:ratio{{{OBJ}}}", "budget (1 - objective)"),
             ],
             min_val=0))

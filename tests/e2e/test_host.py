@@ -57,12 +57,38 @@ COMPOSE = {
     "webhook-sink": Place("apollonia.webhook_sink", None, None, 5001),
 }
 
+# The workload's servers and their exporters in the native run (native/deps.py); their
+# configs are generated (they carry passwords, so 0600) rather than linked from the repo.
+NATIVE_DEPENDENCIES = {
+    "postgres": Place("postgres -D", None, f"{RUN}/postgres/data", 15432),
+    "postgres-exporter": Place("postgres-exporter", None, None, 9187),
+    "redis": Place("redis-server", f"{RUN}/redis/redis.conf", None, 16379),
+    "redis-exporter": Place("redis-exporter", None, None, 9121),
+    "epmd": Place("epmd", None, None, 4370),
+    "rabbitmq": Place("rabbitmq-server", f"{RUN}/rabbitmq/rabbitmq.conf",
+                      f"{RUN}/rabbitmq/mnesia", 5673),
+}
+DEPENDENCY_OF = {"postgres": "postgres", "postgres-exporter": "postgres", "redis": "redis",
+                 "redis-exporter": "redis", "epmd": "rabbitmq", "rabbitmq": "rabbitmq"}
+RABBITMQ_ALSO = [15693, 25673]  # its Prometheus plugin and the Erlang distribution port
+
 # Ports published on the host by each backend (node-exporter and blackbox stay on the compose
 # network, unpublished).
 PUBLISHED = {
     "native": [p.port for p in NATIVE.values()],
     "compose": [9090, 9093, 8000, 8001, 5001],
 }
+
+
+def published(backend: str) -> list[int]:
+    if backend != "native":
+        return PUBLISHED[backend]
+    from native import deps
+
+    running = {n: p for n, p in NATIVE_DEPENDENCIES.items()
+               if DEPENDENCY_OF[n] not in deps.missing()}
+    extra = RABBITMQ_ALSO if "rabbitmq" in running else []
+    return PUBLISHED["native"] + [p.port for p in running.values()] + extra
 
 COMPONENTS = sorted(NATIVE)
 
@@ -134,7 +160,7 @@ def test_ports_listen_only_on_loopback(backend: str, stack) -> None:  # noqa: AN
     local = testinfra.get_host("local://")
     listening = local.socket.get_listening_sockets()
     problems, missing = [], []
-    for port in PUBLISHED[backend]:
+    for port in published(backend):
         binds = [s for s in listening if s.startswith("tcp") and s.rsplit(":", 1)[-1] == str(port)]
         if not binds:
             missing.append(port)
@@ -146,3 +172,27 @@ def test_ports_listen_only_on_loopback(backend: str, stack) -> None:  # noqa: AN
 def _loopback(sock: str) -> bool:
     addr = sock.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
     return addr.startswith("127.") or addr == "::1"
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE_DEPENDENCIES))
+def test_dependency_runs_with_its_state_under_run(name: str, backend: str, stack) -> None:  # noqa: ANN001,ARG001
+    if backend != "native":
+        pytest.skip("the compose services are checked by tests/policy and make smoke")
+    from native import deps
+    from native import stack as native
+
+    dep = DEPENDENCY_OF[name]
+    if dep in deps.missing():
+        pytest.skip(f"the native run simulates {dep} (make bootstrap says why)")
+    place = NATIVE_DEPENDENCIES[name]
+    local = testinfra.get_host("local://")
+    pid = native.ctl("pid", name).stdout.strip()
+    assert pid.isdigit() and pid != "0", f"{name} is not running"
+    cmdline = local.file(f"/proc/{pid}/cmdline").content_string.replace("\0", " ")
+    assert place.program in cmdline, f"{name}: pid {pid} runs {cmdline!r}"
+    if place.data:
+        assert place.data in cmdline or name == "rabbitmq", cmdline
+        assert local.file(place.data).is_directory, place.data
+    if place.config:
+        cfg = local.file(place.config)
+        assert cfg.is_file and cfg.mode == 0o600, f"{place.config}: {oct(cfg.mode)}"

@@ -10,6 +10,8 @@ return data there). Sources of truth, in order:
 4. exporters and the stack  the exact names below, taken from each project's metric docs
                             and source; the native suite checks the native ones live, so a
                             wrong entry here fails there.
+5. Fluent Bit and Jaeger     what the pinned versions expose (tests/fixtures/: recorded from
+                            the real Fluent Bit binary, derived from Jaeger's source).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from functools import cache
 
 from prometheus_client import CollectorRegistry
 
-from tests.metrics_catalog import recorded_names
+from tests.metrics_catalog import EXPOSITIONS, exposition_series, recorded_names
 
 # Components the native run starts (native/): everything else needs a Docker host.
 NATIVE_COMPONENTS = frozenset({
     "api", "analyzer", "prometheus", "alertmanager", "node-exporter", "blackbox-exporter",
-    "recording-rules",
+    "postgres-exporter", "redis-exporter", "recording-rules",
 })
 
 PROMETHEUS_SYNTHETIC = frozenset({
@@ -63,15 +65,6 @@ EXPORTER_METRICS: dict[str, frozenset[str]] = {
         "container_network_receive_bytes_total", "container_network_transmit_bytes_total",
         "container_spec_memory_limit_bytes",
     }),
-    # Fluent Bit /api/v2/metrics/prometheus (monitoring docs, "v2 metrics").
-    "fluent-bit": frozenset({
-        "fluentbit_input_records_total", "fluentbit_output_proc_records_total",
-        "fluentbit_output_errors_total", "fluentbit_output_retries_failed_total",
-        "fluentbit_output_dropped_records_total",
-    }),
-    # fluent-bit/fluent-bit.yaml: log_to_metrics namespace apollonia, name log_lines_total,
-    # exposed by the prometheus_exporter output (job fluent-bit-logs).
-    "fluent-bit-logs": frozenset({"apollonia_log_lines_total"}),
     # prometheus-community/elasticsearch_exporter README metric table.
     "elasticsearch-exporter": frozenset({
         "elasticsearch_cluster_health_status", "elasticsearch_indices_indexing_index_total",
@@ -81,11 +74,6 @@ EXPORTER_METRICS: dict[str, frozenset[str]] = {
     # prometheus-community/postgres_exporter and oliver006/redis_exporter.
     "postgres-exporter": frozenset({"pg_up"}),
     "redis-exporter": frozenset({"redis_up"}),
-    # Jaeger v2 = OpenTelemetry Collector: internal telemetry on :8888.
-    "jaeger": frozenset({
-        "otelcol_receiver_accepted_spans_total", "otelcol_receiver_refused_spans_total",
-        "otelcol_exporter_sent_spans_total", "otelcol_exporter_send_failed_spans_total",
-    }),
 }
 
 
@@ -139,6 +127,7 @@ def catalog() -> dict[str, frozenset[str]]:
         "recording-rules": frozenset(recorded_names()),
         "prometheus-scrape": PROMETHEUS_SYNTHETIC,
         **EXPORTER_METRICS,
+        **{c: frozenset(exposition_series(c)) for c in EXPOSITIONS},
     }
 
 

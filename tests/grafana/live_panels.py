@@ -21,6 +21,7 @@ import httpx
 from tests.grafana import components
 from tests.grafana.model import Target, all_targets, seconds
 from tests.metrics_catalog import metric_names
+from tools.slo.spec import load as load_slos
 
 # Values a user would pick in the native run; multi-value variables -> everything.
 VARIABLE_VALUES = {
@@ -30,8 +31,9 @@ VARIABLE_VALUES = {
     "instance": ".*",
     "model": ".*",
 }
-# Single-value variables checked with each of their values.
-EACH_VALUE = {"slo": ("availability", "latency")}
+# The SLO dashboard's single-value service and slo variables: checked with every SLO of
+# prometheus/slos.yml.
+SLOS = tuple((s.service, s.name) for s in load_slos().slos)
 SCRAPE_INTERVAL = 15  # the data source's timeInterval
 
 
@@ -42,13 +44,13 @@ def rate_interval(min_step: str) -> int:
 
 
 def concrete(target: Target, env: str = "native") -> list[str]:
-    """The panel's PromQL with its template variables replaced (one per value of EACH_VALUE
-    variables it uses)."""
+    """The panel's PromQL with its template variables replaced (one per SLO where it uses
+    the SLO dashboard's $service and $slo)."""
     expr = target.expr.replace("$__rate_interval", f"{rate_interval(target.min_step)}s")
     variants = [expr]
-    for name, values in EACH_VALUE.items():
-        if f"${name}" in expr:
-            variants = [v.replace(f"${name}", val) for v in variants for val in values]
+    if "$slo" in expr:
+        variants = [expr.replace("$service", service).replace("$slo", slo)
+                    for service, slo in SLOS]
 
     def value(m: re.Match[str]) -> str:
         name = m.group(1) or m.group(2)

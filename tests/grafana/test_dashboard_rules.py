@@ -330,3 +330,23 @@ def test_layout_fits_and_does_not_overlap(dash: dict[str, Any]) -> None:
             for y in range(g["y"], g["y"] + g["h"]):
                 assert (x, y) not in cells, f"{title!r} overlaps {cells[(x, y)]!r}"
                 cells[(x, y)] = title
+
+
+# Grafana's Elasticsearch query model (public/app/plugins/datasource/elasticsearch,
+# dataquery.gen.ts): queryType is the query language; the logs panel kind comes from
+# the `logs` metric. The per-query timeField is not read: the data source's is.
+ES_QUERY_LANGUAGES = {"lucene", "PPL", "SQL"}
+
+
+def test_elasticsearch_targets_use_a_query_language(dash: dict[str, Any]) -> None:
+    found = 0
+    for panel in panels(dash):
+        for target in panel.get("targets") or []:
+            if (target.get("datasource") or {}).get("type") != "elasticsearch":
+                continue
+            found += 1
+            where = f"{dash['uid']} / {panel.get('title')}"
+            assert target.get("queryType") in ES_QUERY_LANGUAGES, where
+            assert "timeField" not in target, f"{where}: per-query timeField is ignored"
+    if dash["uid"] == "apollonia-overview":
+        assert found, "the overview's error-log panel has no Elasticsearch target"

@@ -60,6 +60,23 @@ def evaluation_interval() -> float:
     return seconds(prometheus_config().get("global", {}).get("evaluation_interval"), 60)
 
 
+def prometheus_flag(name: str, command: str | None = None) -> str | None:
+    """Value of a `--name=value` flag in the native run's Prometheus command."""
+    if command is None:
+        from native import stack as native
+
+        command = native.component("prometheus").command
+    for word in command.split():
+        if word.startswith(f"{name}="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def resend_delay() -> float:
+    """--rules.alert.resend-delay of the native run (Prometheus' default: 1m)."""
+    return seconds(prometheus_flag("--rules.alert.resend-delay"), 60)
+
+
 def alert_rules(rules_dir: Path = ROOT / "prometheus/rules") -> list[AlertRule]:
     out = []
     default_interval = evaluation_interval()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from native import stack as native
 from tests.integration.alerting import routes_for, seconds
@@ -94,8 +95,10 @@ def test_generated_supervisor_config_binds_loopback_and_logs_per_process() -> No
         assert f"[program:{comp.name}]" in conf
         assert f"stdout_logfile={native.LOGS}/{comp.name}.log" in conf
         if comp.port:
-            assert "127.0.0.1" in comp.command, comp.command
-            assert "0.0.0.0" not in comp.command
+            # on the command line, or (RabbitMQ) in the environment it reads it from
+            settings = [comp.command, *(v for _, v in comp.environment)]
+            assert any("127.0.0.1" in s for s in settings), comp
+            assert not any("0.0.0.0" in s for s in settings), comp
 
 
 def test_secrets_rewritten_to_the_sink(tmp_path: Path) -> None:
@@ -144,3 +147,51 @@ def test_webhook_sink_records_lists_resets_and_counts() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_missing_server_falls_back_to_the_stand_in_with_a_banner(monkeypatch) -> None:  # noqa: ANN001
+    """Without RabbitMQ (say), the native run starts the rest, the workload simulates the queue
+    (no RABBITMQ_URL_FILE), the banner says so in one line; with CI=true `up` refuses."""
+    from native import deps
+
+    monkeypatch.setattr(deps, "available",
+                        lambda: {"postgres": True, "redis": True, "rabbitmq": False})
+    names = {c.name for c in native.components()}
+    assert {"postgres", "postgres-exporter", "redis", "redis-exporter"} <= names
+    assert not names & {"rabbitmq", "epmd"}
+    api = native.component("api")
+    assert {k for k, _ in api.environment} == {"DATABASE_URL_FILE", "REDIS_URL_FILE"}
+    assert native.component("analyzer").environment == ()
+    stand_ins = [line for line in native.banner().splitlines() if "STAND-INS" in line]
+    assert len(stand_ins) == 1 and "RabbitMQ" in stand_ins[0], stand_ins
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(native.NativeError, match="CI=true and not installed: RabbitMQ"):
+        native.up()
+
+
+def test_every_dependency_runs_natively_when_bootstrapped(monkeypatch) -> None:  # noqa: ANN001
+    from native import deps
+
+    monkeypatch.setattr(deps, "available",
+                        lambda: {"postgres": True, "redis": True, "rabbitmq": True})
+    assert "STAND-INS" not in native.banner()
+    analyzer = dict(native.component("analyzer").environment)
+    assert analyzer == {"RABBITMQ_URL_FILE": str(deps.DSN_FILES["RABBITMQ_URL"])}
+    postgres = native.component("postgres")
+    assert postgres.stopsignal == "INT"  # PostgreSQL's fast shutdown
+    conf = native.supervisord_conf(native.components())
+    assert "[program:rabbitmq]" in conf and "ERL_EPMD_PORT=\"4370\"" in conf
+
+
+def test_resend_delay_is_below_the_evaluation_interval_in_compose_and_native() -> None:
+    """Both runs re-send firing alerts at every evaluation, so a first send lost before
+    service discovery found Alertmanager is repeated one evaluation later: the flag governs
+    `needsSending` and ValidUntil in rules/alerting.go (Prometheus v3.5.3 and v3.13.0)."""
+    from tests.integration.alerting import evaluation_interval, prometheus_flag, resend_delay
+
+    compose = yaml.safe_load((native.ROOT / "compose.yaml").read_text())
+    command = " ".join(compose["services"]["prometheus"]["command"])
+    flag = "--rules.alert.resend-delay"
+    assert prometheus_flag(flag, command) == prometheus_flag(flag), "compose and native differ"
+    assert resend_delay() < evaluation_interval()
+    assert prometheus_flag(flag, "prometheus --config.file=x") is None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -32,6 +34,9 @@ PASSWORD = 'pa"ss\\w$rd 1'  # quote, backslash, dollar and space exercise the es
 class Recorder:
     password: str = PASSWORD
     unready_answers: int = 0  # /_cluster/health answers 503 this many times first
+    # PUT path (without query) -> answers to give before a 200: an HTTP status, or "reset"
+    # (the connection is closed without an answer, as when Elasticsearch restarts)
+    put_faults: dict[str, list[int | str]] = field(default_factory=dict)
     state: dict[str, object] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     health_calls: int = 0
@@ -81,6 +86,18 @@ def make_handler(rec: Recorder) -> type[BaseHTTPRequestHandler]:
                 self.reply(406, {"error": "Content-Type must be application/json"})
                 return
             raw = self.rfile.read(int(self.headers["Content-Length"]))
+            faults = rec.put_faults.get(self.path.split("?")[0])
+            if faults:
+                fault = faults.pop(0)
+                if fault == "reset":
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                self.reply(int(fault), {"error": {"type": "unavailable_shards_exception"},
+                                        "status": fault})
+                return
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -240,3 +257,69 @@ def test_repeat_mode_keeps_reapplying_and_survives_a_failed_round(tmp_path, es):
         out, err = proc.communicate(timeout=10)
     assert template_puts >= 2, out + err
     assert "round failed" in out and "not ready after 1s" in err
+
+
+POLICY = "/_ilm/policy/apollonia-logs"
+TEMPLATE = "/_index_template/apollonia-logs"
+
+
+def test_put_retries_transient_failures_then_succeeds(tmp_path, es):
+    """A 503 or a connection reset during a PUT (Elasticsearch restarting, a shard not yet
+    active) is tried again, ES_RETRY_SECONDS apart, instead of failing the whole setup."""
+    rec, url = es
+    rec.put_faults = {POLICY: [503, "reset"], TEMPLATE: [502]}
+    result = run_setup(tmp_path, url)
+    assert result.returncode == 0, result.stderr
+    assert rec.requests.count(("PUT", POLICY)) == 3
+    assert rec.requests.count(("PUT", TEMPLATE)) == 2
+    assert rec.state[TEMPLATE] == json.loads((ES_DIR / "index-template.json").read_text())
+    assert "try 1 of 5 failed" in result.stdout
+
+
+def test_put_gives_up_after_the_attempts_with_one_line(tmp_path, es):
+    rec, url = es
+    rec.put_faults = {POLICY: [503] * 10}
+    result = run_setup(tmp_path, url, ES_PUT_ATTEMPTS="3")
+    assert result.returncode == 1
+    assert rec.requests.count(("PUT", POLICY)) == 3, "bounded: exactly ES_PUT_ATTEMPTS tries"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "HTTP 503 after 3 tries" in lines[0]
+    assert TEMPLATE not in rec.state, "nothing after a failed PUT: no half-applied setup"
+
+
+def test_put_does_not_retry_a_client_error(tmp_path, es):
+    rec, url = es
+    rec.put_faults = {POLICY: [400]}
+    result = run_setup(tmp_path, url)
+    assert result.returncode == 1
+    assert rec.requests.count(("PUT", POLICY)) == 1, "a 4xx will not change on retry"
+    assert "HTTP 400 after 1 tries" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "x"])
+def test_bad_put_attempts_is_rejected(tmp_path, es, value):
+    rec, url = es
+    result = run_setup(tmp_path, url, ES_PUT_ATTEMPTS=value)
+    assert result.returncode == 1 and "ES_PUT_ATTEMPTS" in result.stderr
+    assert rec.requests == []
+
+
+def test_heartbeat_and_healthcheck(tmp_path, es):
+    """The trace-retention service's healthcheck: healthy once a round succeeded, unhealthy
+    before, and when the last success is older than two rounds plus the cluster wait."""
+    _, url = es
+    beat = tmp_path / "last-round"
+    env = {"ES_SETUP_HEARTBEAT_FILE": str(beat), "ES_SETUP_REPEAT_SECONDS": "60",
+           "ES_WAIT_SECONDS": "10", "PATH": "/usr/bin:/bin"}
+
+    def healthcheck() -> subprocess.CompletedProcess:
+        return subprocess.run([SHELL, str(SCRIPT), "--healthcheck"], env=env,
+                              capture_output=True, text=True, timeout=10)
+
+    first = healthcheck()
+    assert first.returncode == 1 and "no successful round yet" in first.stdout
+    assert run_setup(tmp_path, url, ES_SETUP_HEARTBEAT_FILE=str(beat)).returncode == 0
+    assert healthcheck().returncode == 0
+    beat.write_text(str(int(time.time()) - 131) + "\n")  # older than 2 x 60 + 10 s
+    stale = healthcheck()
+    assert stale.returncode == 1 and "limit 130s" in stale.stdout

@@ -1,7 +1,8 @@
 """Static checks of fluent-bit/fluent-bit.yaml: the settings issue 7 asks for, parsed, not grepped.
 
-Fluent Bit cannot run here, so each test pins one property whose absence loses or mangles log
-lines (or breaks the Prometheus scrape) and says why.
+Fluent Bit does not run in `make test`: each test pins one property whose absence loses or
+mangles log lines (or breaks the Prometheus scrape) and says why. What the pinned binary did
+with this very config is in tests/fixtures/fluent-bit-5.1.1/ (test_fluent_bit_recorded.py).
 """
 
 from __future__ import annotations
@@ -131,14 +132,42 @@ def test_grep_drops(fluent_bit, level):
 
 def test_unparsed_lines_get_a_level_before_grep(fluent_bit):
     filters = fluent_bit["pipeline"]["filters"]
-    idx = next(
+    names = [f["name"] for f in filters]
+    rename = next(
         i
         for i, f in enumerate(filters)
         if f["name"] == "modify" and "Key_does_not_exist level" in as_list(f.get("condition", []))
     )
-    assert filters[idx]["set"] == "level UNPARSED"
-    assert filters[idx]["rename"] == "log message"
-    assert idx < [f["name"] for f in filters].index("grep")
+    assert filters[rename]["rename"] == "log message"
+    # Unconditional Add (sets missing keys only): a non-JSON line and a JSON line without a
+    # "level" key both get UNPARSED, so the grep below keeps them (main dropped the latter).
+    add = next(
+        i
+        for i, f in enumerate(filters)
+        if f["name"] == "modify" and "level UNPARSED" in as_list(f.get("add", []))
+    )
+    assert "condition" not in filters[add]
+    assert rename < add < names.index("grep")
+
+
+def test_partial_messages_are_joined_before_parsing(fluent_bit):
+    """Docker splits lines over 16 KiB (moby daemon/logger/copier.go defaultBufSize) into
+    partial messages; they must be joined before the parser reads "log", and by the first
+    filter: records re-emitted by its emitter run every filter after it."""
+    first = fluent_bit["pipeline"]["filters"][0]
+    assert first["name"] == "multiline" and first["mode"] == "partial_message"
+    assert first["multiline.key_content"] == "log"
+    assert first["emitter_storage.type"] == "filesystem", "re-emitted records would be in memory"
+
+
+def test_replayed_bulk_is_idempotent_and_succeeds(fluent_bit):
+    """generate_id + index: a bulk resent after a lost answer overwrites the same documents
+    (200); with the default create it gets only 409s, a failure to 5.1.1, forever."""
+    es = one(fluent_bit, "outputs", "es")
+    assert es["generate_id"] in ON
+    assert es["write_operation"] == "index"
+    # The hash covers @timestamp: with nanoseconds two identical lines get two ids.
+    assert es["time_key_nanos"] in ON
 
 
 def test_elasticsearch_output_for_es8_and_later(fluent_bit):

@@ -388,3 +388,26 @@ def test_env_example_equals_the_defaults(local_config: dict[str, Any]) -> None:
         if with_env["services"][n] != local_config["services"][n]
     ]
     assert changed == []
+
+
+@pytest.mark.parametrize("name", ["local", "staging", "scale"])  # the agent runs no Grafana
+def test_grafana_starts_offline_and_on_its_pinned_plugins(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    """Grafana 13 preinstalls and auto-updates its data source plugins from grafana.com
+    at start (grafana issue #127760 with a read-only root): both off."""
+    env = request.getfixturevalue(f"{name}_config")["services"]["grafana"]["environment"]
+    assert env.get("GF_PLUGINS_PREINSTALL_DISABLED") == "true"
+    assert env.get("GF_PLUGINS_PREINSTALL_AUTO_UPDATE") == "false"
+
+
+def test_otlp_ingest_stays_on_loopback(compose_available: None) -> None:
+    """Jaeger's OTLP receivers take spans without authentication: even with
+    BIND_ADDRESS opened, 4317/4318 stay on 127.0.0.1 (like Fluent Bit's 24224)."""
+    opened = rules.render([REPO / "compose.yaml"], env={"BIND_ADDRESS": "0.0.0.0"})
+    ports = {
+        int(p["target"]): p.get("host_ip")
+        for p in opened["services"]["jaeger"]["ports"]
+    }
+    assert ports[4317] == ports[4318] == "127.0.0.1", ports
+    assert ports[16686] == "0.0.0.0"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,10 @@ def test_doctor_runs_here_one_line_per_check() -> None:
         "disk",
         "vm.max_map_count",
         "ports",
+        "host",
+        "node-exporter mounts",
+        "docker root",
+        "docker socket",
         "secrets",
         "file permissions",
     ]
@@ -99,12 +105,184 @@ def test_missing_secrets_are_reported(tmp_path: Path) -> None:
     assert doctor.check_secrets(wanted, tmp_path).ok
 
 
-def test_disk_line_names_the_watermark(tmp_path: Path) -> None:
-    result = doctor.check_disk(tmp_path)
-    assert str(tmp_path) in result.detail and "85%" in result.detail
-
-
 def test_missing_compose_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert doctor.main(["--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "compose.yaml: not found" in err
+
+
+# --- the host's kind and the checks that depend on it (fake `docker info`) -------------------
+
+Usage = namedtuple("Usage", "total used free")
+GB = 1000**3
+LINUX_INFO = {
+    "ServerVersion": "28.3.0",
+    "OperatingSystem": "Ubuntu 24.04.3 LTS",
+    "KernelVersion": "6.8.0-71-generic",
+    "SecurityOptions": ["name=apparmor"],
+    "DockerRootDir": "/var/lib/docker",
+    "MemTotal": 4 * 1024**3,
+}
+DESKTOP_INFO = {
+    **LINUX_INFO,
+    "OperatingSystem": "Docker Desktop",
+    "KernelVersion": "6.10.14-linuxkit",
+}
+ROOTLESS_INFO = {
+    **LINUX_INFO,
+    "SecurityOptions": ["name=seccomp,profile=builtin", "name=rootless", "name=cgroupns"],
+    "DockerRootDir": "/home/ana/.local/share/docker",
+}
+WSL_INFO = {**LINUX_INFO, "KernelVersion": "5.15.167.4-microsoft-standard-WSL2"}
+# /proc/1/mountinfo root lines: systemd makes / shared; a container runtime VM may not.
+SHARED_ROOT = "23 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+PRIVATE_ROOT = "23 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+
+
+def _host(info: dict, **kw) -> doctor.Host:
+    defaults = {
+        "meminfo": VM_4GB,
+        "max_map_count": "262144\n",
+        "mountinfo": SHARED_ROOT,
+        "proc_version": "Linux version 6.8.0",
+        "disk_usage": lambda p: Usage(500 * GB, 200 * GB, 300 * GB),
+    }
+    return doctor.Host(info=info, **{**defaults, **kw})
+
+
+@pytest.mark.parametrize(
+    "info,kind",
+    [
+        (LINUX_INFO, "linux"),
+        (DESKTOP_INFO, "docker-desktop"),
+        (ROOTLESS_INFO, "rootless"),
+        (WSL_INFO, "wsl"),
+        ({}, "unknown"),
+    ],
+)
+def test_host_kind_from_docker_info(info: dict, kind: str) -> None:
+    assert doctor.host_kind(_host(info)) == kind
+
+
+@pytest.fixture(scope="module")
+def rslave_config(compose_available: None) -> dict:
+    return rules.render([REPO / "compose.yaml"], env={"HOST_ROOT_PROPAGATION": "rslave"})
+
+
+@pytest.mark.parametrize("info", [DESKTOP_INFO, ROOTLESS_INFO, WSL_INFO])
+def test_rslave_fails_where_root_is_not_shared(rslave_config: dict, info: dict) -> None:
+    result = doctor.check_propagation(rslave_config, _host(info))
+    assert not result.ok and "remove HOST_ROOT_PROPAGATION" in result.fix, result
+    linux_private = doctor.check_propagation(
+        rslave_config, _host(LINUX_INFO, mountinfo=PRIVATE_ROOT)
+    )
+    assert not linux_private.ok
+
+
+def test_default_propagation_works_everywhere(local_config: dict, rslave_config: dict) -> None:
+    for info in (LINUX_INFO, DESKTOP_INFO, ROOTLESS_INFO, WSL_INFO):
+        assert doctor.check_propagation(local_config, _host(info)).ok, info
+    linux = doctor.check_propagation(local_config, _host(LINUX_INFO))
+    assert "HOST_ROOT_PROPAGATION=rslave" in linux.detail
+    assert doctor.check_propagation(rslave_config, _host(LINUX_INFO)).ok
+
+
+def test_docker_root_must_be_the_engines(local_config: dict, tmp_path: Path) -> None:
+    snap = {**LINUX_INFO, "DockerRootDir": "/var/snap/docker/common/var-lib-docker"}
+    wrong = doctor.check_docker_root(local_config, _host(snap))
+    assert not wrong.ok
+    assert wrong.fix == "set DOCKER_ROOT_DIR=/var/snap/docker/common/var-lib-docker in .env"
+    moved = rules.render([REPO / "compose.yaml"], env={"DOCKER_ROOT_DIR": str(tmp_path)})
+    ok = doctor.check_docker_root(moved, _host({**LINUX_INFO, "DockerRootDir": str(tmp_path)}))
+    assert ok.ok, ok
+    assert doctor.check_docker_root(local_config, _host(DESKTOP_INFO)).ok
+
+
+def test_rootless_socket_fix(local_config: dict) -> None:
+    result = doctor.check_docker_socket(local_config, _host(ROOTLESS_INFO))
+    if Path("/var/run/docker.sock").exists():
+        pytest.skip("this machine has /var/run/docker.sock")
+    assert not result.ok and "XDG_RUNTIME_DIR" in result.fix
+
+
+def test_laptop_disk_keeps_new_primaries_assigned(local_config: dict) -> None:
+    """A 500 GB laptop disk 91 % full (45 GB free): with Elasticsearch's default 90 %
+    high watermark new primaries stay unassigned; compose's free-space watermarks
+    must allow them, and the doctor passes it."""
+    total, free = 500 * GB, 45 * GB
+    marks = doctor.watermarks(local_config)
+    assert free >= doctor.required_free(marks["high"], total), marks
+    assert free >= doctor.required_free(marks["flood_stage"], total)
+    assert free < doctor.required_free(doctor.ES_DEFAULT_WATERMARKS["high"], total)
+    laptop = doctor.check_disk(Path("/var/lib/docker"), marks, Usage(total, total - free, free))
+    assert laptop.ok, laptop
+
+
+def test_disk_fails_below_the_watermarks(local_config: dict, staging_config: dict) -> None:
+    total = 500 * GB
+    small = doctor.check_disk(
+        Path("/d"), doctor.watermarks(local_config), Usage(total, total - 8 * GB, 8 * GB)
+    )
+    assert not small.ok and "/d: 7.5 GiB free" in small.detail and "free space" in small.fix
+    # The staging overlay restores Elasticsearch's percentages: 91 % used fails there.
+    staging = doctor.check_disk(
+        Path("/d"), doctor.watermarks(staging_config), Usage(total, total - 45 * GB, 45 * GB)
+    )
+    assert not staging.ok and "low 85%" in staging.detail
+    assert doctor.check_disk(Path("/d"), {}, None, "docker-desktop").ok
+
+
+@pytest.mark.parametrize(
+    "text,total,free",
+    [("90%", 1000, 100), ("0.85", 1000, 150), ("1gb", 0, 1024**3), ("512mb", 0, 512 * 1024**2)],
+)
+def test_watermark_values(text: str, total: int, free: int) -> None:
+    assert doctor.required_free(text, total) == free
+
+
+def test_this_stacks_own_ports_do_not_block_make_up() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert doctor.check_ports([("grafana", "127.0.0.1", port)], own={port}).ok
+        assert not doctor.check_ports([("grafana", "127.0.0.1", port)], own=set()).ok
+
+
+def test_engine_memory_and_vm_map_count_on_docker_desktop(local_config: dict) -> None:
+    """On macOS there is no /proc: the engine's MemTotal (the VM's) is what counts."""
+    host = _host(DESKTOP_INFO, meminfo=None, max_map_count=None)
+    checks = {r.name: r for r in doctor.host_checks(local_config, host, REPO)}
+    assert checks["memory"].ok and "(engine)" in checks["memory"].detail
+    assert checks["vm.max_map_count"].ok
+    small = doctor.check_memory(local_config, None, engine_total=2 * 1024**3)
+    assert not small.ok
+
+
+def test_make_up_stops_on_a_failed_preflight(tmp_path: Path) -> None:
+    """`make up-compose` runs the doctor first and starts nothing when a line fails
+    (here: no Docker engine); the compose command is a marker that must not run."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for rel in tracked:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, tmp_path / rel)
+    (tmp_path / ".tools").symlink_to(REPO / ".tools")
+    marker = tmp_path / "compose-ran"
+    fake = tmp_path / "fake-compose"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    fake.chmod(0o755)
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "up-compose", f"COMPOSE_BIN={fake}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"},
+    )
+    assert proc.returncode != 0
+    assert not marker.exists(), "compose ran although the preflight failed"
+    assert "make up: stopped before starting anything" in proc.stderr
+    fails = [line for line in proc.stdout.splitlines() if line.startswith("FAIL")]
+    assert fails and all(" -> fix: " in line for line in fails), proc.stdout

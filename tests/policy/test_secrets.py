@@ -40,7 +40,7 @@ def test_first_run_creates_random_private_files(bundle: Path, capsys) -> None:
     values = {}
     for name in secrets_tool.PASSWORDS:
         path = root / name
-        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
         values[name] = path.read_text()
         assert len(values[name]) >= 32 and values[name].strip() == values[name]
         assert f"secrets/{name}" in out
@@ -145,3 +145,31 @@ def test_staging_web_configs_enforce_basic_auth(bundle: Path, tmp_path: Path) ->
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("rel", ["elasticsearch_password", "rabbitmq/20-credentials.conf"])
+def test_directory_where_a_file_belongs_is_one_line(bundle: Path, capsys, rel: str) -> None:
+    """What a `docker compose up` before `make secrets` leaves with a short-syntax bind:
+    the engine created a directory in place of the file. One line names it and the fix,
+    and nothing is written."""
+    (bundle / "secrets" / rel).mkdir(parents=True)
+    assert secrets_tool.main(["--root", str(bundle)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"secrets/{rel}: is a directory where a file belongs" in err
+    assert "rmdir" in err
+    written = [p for p in (bundle / "secrets").rglob("*") if p.is_file()]
+    assert written == [], written
+
+
+def test_old_world_readable_files_are_tightened(bundle: Path) -> None:
+    root = bundle / "secrets"
+    root.mkdir()
+    (root / "grafana_admin_password").write_text("my-own-password-kept")
+    (root / "grafana_admin_password").chmod(0o644)
+    secrets_tool.ensure(bundle)
+    assert stat.S_IMODE((root / "grafana_admin_password").stat().st_mode) == 0o600
+    assert (root / "grafana_admin_password").read_text() == "my-own-password-kept"
+    for p in root.rglob("*"):
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))

@@ -62,9 +62,21 @@ class Rule:
         return str(self.raw["expr"])
 
     @property
+    def identity(self) -> dict[str, str]:
+        """The static labels that tell rules of one alert name apart: the severity (an alert
+        may have a page and a ticket tier) and, for SLO burn-rate alerts, `slo` and `window`
+        (one rule per SLO and window pair)."""
+        labels = self.raw.get("labels", {}) or {}
+        return {k: str(labels[k]) for k in ("severity", "slo", "window") if k in labels}
+
+    @property
     def key(self) -> str:
-        """Unique handle: alert name and severity (one alert may have two tiers)."""
-        return f"{self.name}[{self.severity}]" if self.is_alert else self.name
+        """Unique handle: `Name[severity]`, plus `{slo=..., window=...}` for burn-rate rules."""
+        if not self.is_alert:
+            return self.name
+        extra = {k: v for k, v in self.identity.items() if k != "severity"}
+        tail = "{" + ", ".join(f"{k}={v}" for k, v in extra.items()) + "}" if extra else ""
+        return f"{self.name}[{self.severity}]{tail}"
 
     def where(self) -> str:
         return f"{self.file.relative_to(ROOT)}: group {self.group}: {self.key}"
@@ -139,7 +151,8 @@ _EXPORTERS = {
     "node_": "node", "container_": "cadvisor", "machine_": "cadvisor",
     "prometheus_": "prometheus", "alertmanager_": "alertmanager", "grafana_": "grafana",
     "fluentbit_": "fluent-bit", "elasticsearch_": "elasticsearch", "otelcol_": "jaeger",
-    "pg_": "postgres", "redis_": "redis", "rabbitmq_": "rabbitmq", "probe_": "blackbox-http",
+    "pg_": "postgres", "redis_": "redis", "rabbitmq_detailed_": "rabbitmq-queues",
+    "rabbitmq_": "rabbitmq", "probe_": "blackbox-http",
 }
 
 

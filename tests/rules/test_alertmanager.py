@@ -289,9 +289,27 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
         _alert("SlowDatabaseQueries", "warning", "api"),  # inhibited: the database is down
         _alert("RedisDown", "critical", "redis"),
         _alert("LowCacheHitRate", "warning", "api"),  # inhibited: the cache is down
+        _alert("RabbitMQNodeDown", "critical", "rabbitmq", job="rabbitmq", instance="mq:15692"),
+        # inhibited: the node is down (same instance, either RabbitMQ job) ...
+        _alert("TargetDown", "warning", "rabbitmq", job="rabbitmq-queues", instance="mq:15692"),
+        # ... but not another instance's
+        _alert("TargetDown", "warning", "rabbitmq", job="rabbitmq", instance="mq2:15692"),
+        _alert("RabbitMQQueueNoConsumers", "warning", "rabbitmq", instance="mq:15692",
+               vhost="/", queue="analyzer_queue"),
+        # inhibited: the same queue has no consumer
+        _alert("RabbitMQQueueBacklogGrowing", "warning", "rabbitmq", instance="mq:15692",
+               vhost="/", queue="analyzer_queue"),
+        # Burn-rate alerts of another environment (ServiceDown above is for compose): the
+        # 6h/30m page inhibits the ticket of the same SLO whatever its window pair.
+        _alert("ApiErrorBudgetBurn", "critical", "api", env="staging", slo="latency",
+               window="6h/30m"),
+        _alert("ApiErrorBudgetBurn", "warning", "api", env="staging", slo="latency",
+               window="1d/2h"),
     ]
     sources = [a for a in alerts if a["labels"]["alertname"] in
-               ("ServiceDown", "PostgresDown", "RedisDown")] + alerts[2:3]
+               ("ServiceDown", "PostgresDown", "RedisDown", "RabbitMQNodeDown",
+                "RabbitMQQueueNoConsumers")
+               or a["labels"].get("window") == "6h/30m"] + alerts[2:3]
     # Sources first, so the inhibition is in place when the targets arrive.
     httpx.post(f"{url}/api/v2/alerts", json=sources, timeout=5).raise_for_status()
     time.sleep(0.5)
@@ -302,17 +320,21 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
 
     deadline = time.time() + 20
     while time.time() < deadline and not (delivered("/heartbeat") and delivered("/chat-critical")
-                                          and len(delivered("/critical")) >= 4):
+                                          and len(delivered("/critical")) >= 5):
         time.sleep(0.2)
 
     # Inhibition, as Alertmanager reports it.
     state = httpx.get(f"{url}/api/v2/alerts", timeout=5).json()
-    inhibited = {(a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"])
+    inhibited = {(a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"],
+                  a["labels"].get("job", ""))
                  for a in state if a["status"]["inhibitedBy"]}
-    assert inhibited == {("HighErrorRate", "api", "critical"),
-                         ("HighErrorRate", "analyzer", "warning"),
-                         ("SlowDatabaseQueries", "api", "warning"),
-                         ("LowCacheHitRate", "api", "warning")}, state
+    assert inhibited == {("HighErrorRate", "api", "critical", ""),
+                         ("HighErrorRate", "analyzer", "warning", ""),
+                         ("SlowDatabaseQueries", "api", "warning", ""),
+                         ("LowCacheHitRate", "api", "warning", ""),
+                         ("TargetDown", "rabbitmq", "warning", "rabbitmq-queues"),
+                         ("RabbitMQQueueBacklogGrowing", "rabbitmq", "warning", ""),
+                         ("ApiErrorBudgetBurn", "api", "warning", "")}, state
 
     # Webhook receivers: which alerts reached which receiver.
     sent = {(p, a["labels"]["alertname"], a["labels"]["service"], a["labels"]["severity"])
@@ -323,7 +345,14 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     assert ("/critical", "PostgresDown", "postgres", "critical") in sent
     assert ("/critical", "RedisDown", "redis", "critical") in sent
     assert not [s for s in sent if s[1] == "HighErrorRate" and s[2] == "api"], sent
-    assert not [s for s in sent if s[3] == "warning" or s[1] == "ApiErrorBudgetLow"], sent
+    muted = {"HighErrorRate", "SlowDatabaseQueries", "LowCacheHitRate",
+             "RabbitMQQueueBacklogGrowing"}
+    assert not [s for s in sent if s[1] in muted and s[3] == "warning"], sent
+    assert not [s for s in sent if s[1] == "ApiErrorBudgetLow"], sent
+    muted_target = [a["labels"] for _, body in capture.posts for a in body.get("alerts", [])
+                    if a["labels"]["alertname"] == "TargetDown"
+                    and a["labels"].get("instance") == "mq:15692"]
+    assert not muted_target, muted_target
     assert not [s for s in sent if s[1] == "Watchdog" and s[0] != "/heartbeat"], sent
 
     # Chat receiver: the templates rendered with the alert's annotations and links.
@@ -338,3 +367,12 @@ def test_live_notifications_render_and_inhibit(live_am: tuple[str, type]) -> Non
     assert ("Grafana: http://127.0.0.1:3000/d/apollonia-overview?var-env=compose&var-service=api"
             "&from=now-1h&to=now") in text
     assert "Source: http://127.0.0.1:9090/graph?g0.expr=up" in text
+
+    # A burn-rate page: its SLO and window pair in the title and the text, and the Grafana
+    # link opens the SLO dashboard over the long window.
+    title = "[FIRING:1] ApiErrorBudgetBurn api (staging) latency 6h/30m"
+    assert title in chat, chat.keys()
+    text = chat[title]
+    assert "Window: 6h/30m (long/short burn-rate windows" in text
+    assert ("Grafana: http://127.0.0.1:3000/d/apollonia-slo?var-env=staging&var-service=api"
+            "&var-slo=latency&from=now-6h&to=now") in text

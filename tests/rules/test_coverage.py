@@ -1,9 +1,9 @@
 """Every alert and recording rule is unit-tested by a promtool test file.
 
 Coverage rules (checked statically on the *.test.yml files):
-- every alert rule (name + severity) has an `alert_rule_test` where it fires, asserting its
-  exact labels and its summary/description/runbook_url annotations, and one where that
-  severity of the alert stays silent;
+- every alert rule (its name and identifying labels: severity, and for SLO burn-rate rules
+  slo and window) has an `alert_rule_test` where it fires, asserting its exact labels and its
+  summary/description/runbook_url annotations, and one where it stays silent;
 - every recording rule appears in a `promql_expr_test` that expects at least one sample;
 - every `rule_files` entry of a test file matches a file (promtool only warns), every rule
   file is loaded by some test file, and tests that load several rule groups pin their
@@ -33,24 +33,26 @@ def _coverage(test_files: list[Path] | None = None) -> Coverage:
     for tf in test_files if test_files is not None else ruleset.test_files():
         loaded = [p for paths in ruleset.loaded_rule_files(tf).values() for p in paths]
         defined = ruleset.rules(loaded)
-        severities: dict[str, set[str | None]] = defaultdict(set)
+        by_name: dict[str, list[ruleset.Rule]] = defaultdict(list)
         for r in defined:
             if r.is_alert:
-                severities[r.name].add(r.severity)
+                by_name[r.name].append(r)
         records = {r.name for r in defined if not r.is_alert}
         for group in ruleset.load_yaml(tf).get("tests", []):
             for case in group.get("alert_rule_test", []) or []:
                 name = case["alertname"]
-                expected = case.get("exp_alerts") or []
                 seen = set()
-                for exp in expected:
+                for exp in case.get("exp_alerts") or []:
                     labels = exp.get("exp_labels", {})
                     ann = exp.get("exp_annotations", {})
-                    if {"summary", "description", "runbook_url"} <= set(ann):
-                        fires[f"{name}[{labels.get('severity')}]"].add(tf.name)
-                    seen.add(labels.get("severity"))
-                for sev in severities.get(name, set()) - seen:
-                    silent[f"{name}[{sev}]"].add(tf.name)
+                    for r in by_name.get(name, []):
+                        if all(labels.get(k) == v for k, v in r.identity.items()):
+                            seen.add(r.key)
+                            if {"summary", "description", "runbook_url"} <= set(ann):
+                                fires[r.key].add(tf.name)
+                for r in by_name.get(name, []):
+                    if r.key not in seen:
+                        silent[r.key].add(tf.name)
             for case in group.get("promql_expr_test", []) or []:
                 if not case.get("exp_samples"):
                     continue

@@ -22,13 +22,6 @@ def missing_tools() -> list[str]:
     return [name for name in scale.TOOL_NAMES if not (scale.TOOLS / name).exists()]
 
 
-# Flags for the test's own processes (the shipped configs stay as they are). Prometheus
-# resends firing alerts every evaluation instead of every minute, so an alert whose first send
-# came before service discovery handed the notifier its Alertmanagers (docs/native.md, "Why the
-# first notification after a start can take over a minute") is repeated 15s later, not 75s.
-TEST_FLAGS = {name: ["--rules.alert.resend-delay=10s"] for name in scale.PROMETHEUS}
-
-
 @pytest.fixture(scope="session")
 def scale_run() -> Iterator[None]:
     missing = missing_tools()
@@ -40,7 +33,7 @@ def scale_run() -> Iterator[None]:
     was_running = scale.running()
     try:
         # Starts it, or restarts what runs with other flags and starts anything stopped.
-        scale.up(flags=TEST_FLAGS)
+        scale.up()
     except NativeError as exc:
         pytest.fail(f"scale profile failed to start: {exc}", pytrace=False)
     yield

@@ -44,10 +44,12 @@ async def stack(
     api_env: dict[str, str] | None = None,
     analyzer_env: dict[str, str] | None = None,
     api_config: api_mod.ApiConfig | None = None,
+    analyzer_config: analyzer_mod.AnalyzerConfig | None = None,
 ) -> AsyncIterator[Stack]:
     an_prov, an_spans = provider()
     api_prov, api_spans = provider()
-    analyzer = analyzer_mod.create_app(tracer_provider=an_prov, env=analyzer_env or {})
+    analyzer = analyzer_mod.create_app(analyzer_config, tracer_provider=an_prov,
+                                       env=analyzer_env or {})
     api = api_mod.create_app(
         api_config or api_mod.ApiConfig(analyzer_url="http://analyzer.test"),
         tracer_provider=api_prov,

@@ -13,8 +13,9 @@ from .helpers import run, samples, stack, value
 def test_every_contract_knob_exists() -> None:
     contract = {"error_ratio", "latency_seconds", "queue_backlog", "cache_hit_ratio",
                 "db_connections", "db_latency_seconds", "ml_error_ratio", "metrics_enabled",
-                "upload_rate"}
+                "upload_rate", "consumer_paused"}
     assert set(KNOBS) == contract
+    assert "consumer_paused" in APPLIES["analyzer"] and "consumer_paused" not in APPLIES["api"]
     assert "ml_error_ratio" in APPLIES["analyzer"] and "ml_error_ratio" not in APPLIES["api"]
 
 

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyzer = sub.add_parser("analyzer", help="run the analyzer service")
     common(analyzer, 8001)
+    analyzer.add_argument("--rabbitmq-url", default=env("RABBITMQ_URL"),
+                          help="consume analyzer_queue; unset = jobs over HTTP only "
+                               "[RABBITMQ_URL or RABBITMQ_URL_FILE]")
 
     def loadgen_opts(p: argparse.ArgumentParser) -> None:
         p.add_argument("--rate", type=float, default=float(env("LOADGEN_RATE", "6")),
@@ -196,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             from .analyzer import AnalyzerConfig, create_app
 
             setup_logging("analyzer", args.log_level)
-            app = create_app(AnalyzerConfig(otlp_endpoint=args.otlp_endpoint))
+            app = create_app(AnalyzerConfig(otlp_endpoint=args.otlp_endpoint,
+                                            rabbitmq_url=args.rabbitmq_url))
             _serve(app, args.host, args.port)
         elif args.command == "loadgen":
             from .loadgen import LoadGenerator

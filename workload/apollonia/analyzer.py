@@ -1,7 +1,9 @@
 """The analyzer service: decodes a media file, extracts audio features and runs two models.
 
 The work is simulated (sleeps sized like the real thing) but the instrumentation is real:
-every stage is timed into the ML metrics, inside spans that continue the api's trace.
+every stage is timed into the ML metrics, inside spans that continue the api's trace. Jobs
+arrive from RabbitMQ's analyzer_queue when RABBITMQ_URL is set, and over HTTP (POST /analyze)
+from the api's direct analysis requests and its in-process stand-in queue.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Status, StatusCode
 
 from . import tracing
+from .backends import JobConsumer
 from .faults import Faults
 from .health import HealthCheck, HealthCheckManager, add_health_routes
+from .logs import request_id_var
 from .metrics import (
     FEATURE_TYPES,
     FORMATS,
@@ -47,6 +51,7 @@ class ModelError(Exception):
 @dataclass
 class AnalyzerConfig:
     otlp_endpoint: str | None = None
+    rabbitmq_url: str | None = None
 
 
 def _pick_batch() -> int:
@@ -64,6 +69,8 @@ def create_app(
     owns_provider = tracer_provider is None
     provider = tracer_provider or tracing.make_tracer_provider("analyzer", config.otlp_endpoint)
     tracer = provider.get_tracer("apollonia.analyzer")
+    if owns_provider:  # a service process: the aio-pika consumer's spans go to it too
+        tracing.use_process_wide(provider)
     faults = Faults("analyzer", env)
     metrics = AnalyzerMetrics(new_registry())
     jobs = {"processed": 0}
@@ -148,15 +155,40 @@ def create_app(
         return {"models": {m: v for m, (v, _) in MODELS.items()},
                 "jobs_processed": jobs["processed"]}
 
-    manager = HealthCheckManager([HealthCheck("models", models_health, critical=True)])
+    async def consume(job: dict[str, Any]) -> None:
+        """One job from analyzer_queue (inside the aio-pika instrumentation's CONSUMER span)."""
+        token = request_id_var.set(str(job.get("request_id") or ""))
+        try:
+            if job.get("format") not in FORMATS:
+                metrics.ml_processing_errors_total.labels("DecodeError", "decode").inc()
+                log.warning("queued job with an unknown format dropped",
+                            extra={"media_id": job.get("media_id")})
+                return
+            result = await analyze_job(job)
+            log.info("analysis finished", extra={"media_id": job.get("media_id"),
+                                                 "status": result["status"]})
+        finally:
+            request_id_var.reset(token)
+
+    consumer = (JobConsumer(config.rabbitmq_url, faults, consume) if config.rabbitmq_url
+                else None)
+    checks = [HealthCheck("models", models_health, critical=True)]
+    if consumer is not None:  # without RabbitMQ the analyzer is fed over HTTP only
+        checks.append(HealthCheck("message_queue", consumer.health))
+    manager = HealthCheckManager(checks)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
+        if consumer is not None:
+            await consumer.start()
         log.info("analyzer started", extra={"otlp_endpoint": config.otlp_endpoint or "",
+                                            "queue": "rabbitmq" if consumer else "http only",
                                             "faults": faults.as_dict()})
         try:
             yield
         finally:
+            if consumer is not None:
+                await consumer.close()
             if owns_provider:
                 provider.shutdown()
 
@@ -164,6 +196,7 @@ def create_app(
                   openapi_url=None)
     app.state.faults = faults
     app.state.metrics = metrics
+    app.state.consumer = consumer
 
     @app.post("/analyze")
     async def analyze(request: Request) -> JSONResponse:
@@ -181,6 +214,6 @@ def create_app(
 
     add_health_routes(app, manager)
     add_ops_routes(app, metrics, faults)
-    install_observability(app, metrics=metrics, tracer=tracer, faults=faults)
+    install_observability(app, metrics=metrics, provider=provider, faults=faults)
     metrics.init_routes(known_routes(app))
     return app

@@ -1,8 +1,9 @@
 """The api service: media uploads, catalog reads and analysis requests.
 
 Uploads are stored in the catalog (PostgreSQL or simulated), cached reads go through Redis
-(or a simulated cache), and each upload queues an analysis job (RabbitMQ or an in-process
-queue) that a background worker sends to the analyzer over HTTP with W3C `traceparent`.
+(or a simulated cache), and each upload queues an analysis job: on RabbitMQ, which the
+analyzer consumes, or on an in-process queue whose workers send it to the analyzer over HTTP.
+Either way the W3C trace context travels with the job (message headers, or the job itself).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from . import tracing
 from .backends import Cache, Database, JobQueue
@@ -97,22 +98,19 @@ def create_app(
     analyzer = httpx.AsyncClient(
         base_url=config.analyzer_url, timeout=ANALYZER_TIMEOUT_S, transport=analyzer_transport
     )
+    tracing.instrument_client(analyzer, provider)
+    if owns_provider:  # a service process: asyncpg, redis and aio-pika spans go to it too
+        tracing.use_process_wide(provider)
 
     async def call_analyzer(job: dict[str, Any]) -> dict[str, Any]:
-        with tracer.start_as_current_span("POST /analyze", kind=SpanKind.CLIENT) as span:
-            span.set_attribute("server.address", str(analyzer.base_url))
-            headers = tracing.inject({})
-            if request_id_var.get():
-                headers["X-Request-ID"] = request_id_var.get()
-            response = await analyzer.post("/analyze", json=job, headers=headers)
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 400:
-                span.set_status(Status(StatusCode.ERROR, f"HTTP {response.status_code}"))
-            response.raise_for_status()
-            return response.json()
+        # The httpx instrumentation makes the client span and sends `traceparent`.
+        headers = {"X-Request-ID": request_id_var.get()} if request_id_var.get() else {}
+        response = await analyzer.post("/analyze", json=job, headers=headers)
+        response.raise_for_status()
+        return response.json()
 
     async def handle_job(job: dict[str, Any]) -> None:
-        """Queue consumer: continue the upload's trace, then call the analyzer."""
+        """The in-process queue's worker: continue the upload's trace, call the analyzer."""
         carrier = job.pop("trace", {}) or {}
         token = request_id_var.set(job.pop("request_id", "") or "")
         try:
@@ -139,6 +137,8 @@ def create_app(
         while True:
             try:
                 await db.refresh_counts()
+                if db.url:
+                    await db.hold_connections()
             except Exception as exc:
                 log.warning("media count refresh failed",
                             extra={"error": f"{type(exc).__name__}: {exc}"})
@@ -210,7 +210,7 @@ def create_app(
         await db.insert_media(row)
         await cache.set(f"media:{media_id}", row, MEDIA_TTL_S)
         job = {"media_id": media_id, "format": fmt, "size_bytes": len(body),
-               "trace": tracing.inject({}), "request_id": request_id_var.get()}
+               "request_id": request_id_var.get()}
         try:
             await queue.publish(job)
         except Exception as exc:
@@ -264,7 +264,7 @@ def create_app(
 
     add_health_routes(app, manager)
     add_ops_routes(app, metrics, faults, refresh)
-    install_observability(app, metrics=metrics, tracer=tracer, faults=faults,
+    install_observability(app, metrics=metrics, provider=provider, faults=faults,
                           user_seen=users.seen)
     metrics.init_routes(known_routes(app))
     refresh()

@@ -1,6 +1,9 @@
 """Database, cache and queue: the real service when its URL is configured, otherwise an
 in-process simulation that behaves alike (latency, hits and misses, queue depth), so every
 metric has live values on a laptop without PostgreSQL, Redis or RabbitMQ.
+
+With RabbitMQ the api only publishes (JobQueue) and the analyzer consumes (JobConsumer); the
+in-process stand-in queue lives in the api, whose workers call the analyzer over HTTP.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from . import tracing
 from .faults import Faults
 from .health import NotConfigured
 from .metrics import FORMATS, QUEUE_NAME, ApiMetrics, exemplar
@@ -28,6 +32,11 @@ RETENTION = timedelta(days=1)
 SIM_POOL_BASELINE = 2  # connections a pool keeps busy (keepalive, listeners) in the simulation
 HIT_WINDOW = 500  # cache gets the hit-ratio gauge looks back over
 PUBLISH_WAIT_S = 2.0  # how long an upload waits for a (re)connecting RabbitMQ channel
+# ... and for the publish itself: a broker in a memory or disk alarm blocks publishers, and an
+# upload must then fail (503) instead of hanging.
+PUBLISH_TIMEOUT_S = 2.0
+DEPTH_POLL_S = 5.0  # how often the api reads analyzer_queue's depth from RabbitMQ
+RECONNECT_S = 5.0
 
 
 class Database:
@@ -42,6 +51,7 @@ class Database:
         self._rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._counts = dict.fromkeys(FORMATS, 0)
         self._in_flight = 0
+        self._held: list[Any] = []  # connections held open by the db_connections fault
 
     @property
     def configured(self) -> bool:
@@ -74,8 +84,6 @@ class Database:
         self._in_flight += 1
         start = time.perf_counter()
         try:
-            if self.faults.db_latency_seconds > 0:
-                await asyncio.sleep(self.faults.db_latency_seconds)
             return await fn()
         finally:
             self._in_flight -= 1
@@ -84,7 +92,17 @@ class Database:
             )
 
     async def _sim_latency(self, base: float) -> None:
-        await asyncio.sleep(random.uniform(0.5, 1.5) * base)
+        await asyncio.sleep(random.uniform(0.5, 1.5) * base + self.faults.db_latency_seconds)
+
+    async def _on_connection(self, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Run `fn(connection)` on a pooled connection. The db_latency_seconds fault makes the
+        session really busy in PostgreSQL first (pg_sleep), the way a slow plan or a lock wait
+        would: the server, pg_stat_activity and the exporter all see a slow query."""
+        pool = await self._get_pool()
+        async with pool.acquire() as conn:
+            if self.faults.db_latency_seconds > 0:
+                await conn.execute("SELECT pg_sleep($1)", self.faults.db_latency_seconds)
+            return await fn(conn)
 
     async def insert_media(self, row: dict[str, Any]) -> None:
         async def sim() -> None:
@@ -96,12 +114,11 @@ class Database:
                 self._counts[old["format"]] -= 1
 
         async def pg() -> None:
-            pool = await self._get_pool()
-            await pool.execute(
+            await self._on_connection(lambda conn: conn.execute(
                 "INSERT INTO apollonia_media (id, format, size_bytes, user_id)"
                 " VALUES ($1, $2, $3, $4)",
                 row["id"], row["format"], row["size_bytes"], row["user_id"],
-            )
+            ))
             self._counts[row["format"]] += 1
 
         await self._timed("insert", pg if self.url else sim)
@@ -113,10 +130,9 @@ class Database:
             return rows[offset : offset + limit]
 
         async def pg() -> list[dict[str, Any]]:
-            pool = await self._get_pool()
-            records = await pool.fetch(
+            records = await self._on_connection(lambda conn: conn.fetch(
                 "SELECT id, format, size_bytes, user_id FROM apollonia_media"
-                " ORDER BY created_at DESC LIMIT $1 OFFSET $2", limit, offset)
+                " ORDER BY created_at DESC LIMIT $1 OFFSET $2", limit, offset))
             return [dict(r) for r in records]
 
         return await self._timed("select", pg if self.url else sim)
@@ -127,10 +143,9 @@ class Database:
             return self._rows.get(media_id)
 
         async def pg() -> dict[str, Any] | None:
-            pool = await self._get_pool()
-            record = await pool.fetchrow(
+            record = await self._on_connection(lambda conn: conn.fetchrow(
                 "SELECT id, format, size_bytes, user_id FROM apollonia_media WHERE id = $1",
-                media_id)
+                media_id))
             return dict(record) if record else None
 
         return await self._timed("select", pg if self.url else sim)
@@ -142,15 +157,13 @@ class Database:
             return
 
         async def retention() -> None:
-            pool = await self._get_pool()
-            await pool.execute(
+            await self._on_connection(lambda conn: conn.execute(
                 "DELETE FROM apollonia_media WHERE created_at < now() - $1::interval",
-                RETENTION)
+                RETENTION))
 
         async def pg() -> None:
-            pool = await self._get_pool()
-            records = await pool.fetch(
-                "SELECT format, count(*) AS n FROM apollonia_media GROUP BY format")
+            records = await self._on_connection(lambda conn: conn.fetch(
+                "SELECT format, count(*) AS n FROM apollonia_media GROUP BY format"))
             counts = dict.fromkeys(FORMATS, 0)
             for r in records:
                 if r["format"] in counts:
@@ -163,12 +176,27 @@ class Database:
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
 
+    async def hold_connections(self) -> None:
+        """The db_connections fault with a real database: hold that many extra connections
+        open (outside the pool), so PostgreSQL, pg_stat_activity and the exporter's
+        HighDatabaseConnections see a real pile-up. Called from the api's refresh loop."""
+        import asyncpg
+
+        want = self.faults.db_connections or 0
+        while len(self._held) > want:
+            with contextlib.suppress(Exception):
+                await self._held.pop().close()
+        self._held = [c for c in self._held if not c.is_closed()]
+        while len(self._held) < want:
+            self._held.append(await asyncpg.connect(self.url, timeout=5))
+
     def connections_active(self) -> int:
-        if self.faults.db_connections is not None:
-            return self.faults.db_connections
         if self.url:
             pool = self._pool
-            return pool.get_size() - pool.get_idle_size() if pool is not None else 0
+            in_use = pool.get_size() - pool.get_idle_size() if pool is not None else 0
+            return in_use + len(self._held)
+        if self.faults.db_connections is not None:
+            return self.faults.db_connections
         return SIM_POOL_BASELINE + self._in_flight
 
     async def health(self) -> dict[str, Any]:
@@ -180,6 +208,9 @@ class Database:
                 "pool_idle": pool.get_idle_size()}
 
     async def close(self) -> None:
+        for conn in self._held:
+            with contextlib.suppress(Exception):
+                await conn.close()
         if self._pool is not None:
             await self._pool.close()
 
@@ -267,8 +298,10 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class JobQueue:
-    """Analysis jobs: RabbitMQ queue `analyzer_queue` when RABBITMQ_URL is set, else an
-    asyncio.Queue. One consumer task hands jobs to `handler` (the analyzer call)."""
+    """The api's side of the analysis jobs. With RABBITMQ_URL: publishes each job to the
+    durable queue `analyzer_queue` (the analyzer consumes it, JobConsumer) and reads the
+    queue's depth every few seconds. Without: an in-process asyncio.Queue whose workers hand
+    each job to `handler` (the analyzer called over HTTP)."""
 
     def __init__(self, url: str | None, faults: Faults, handler: Handler,
                  workers: int = 2) -> None:
@@ -280,7 +313,7 @@ class JobQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._connection: Any = None
         self._channel: Any = None
-        self._depth = 0
+        self._depth: int | None = None  # None: unknown (not connected)
 
     async def start(self) -> None:
         if self.url:
@@ -291,7 +324,8 @@ class JobQueue:
 
     async def publish(self, job: dict[str, Any]) -> None:
         if not self.url:
-            self._local.put_nowait(job)
+            # No message headers in-process: the job itself carries the trace context.
+            self._local.put_nowait({**job, "trace": tracing.inject({})})
             return
         import aio_pika
 
@@ -302,11 +336,13 @@ class JobQueue:
             await asyncio.sleep(0.1)
         else:
             raise ConnectionError("RabbitMQ not connected")
-        await self._channel.default_exchange.publish(
+        # The aio-pika instrumentation wraps this in a PRODUCER span and writes the W3C trace
+        # context into the message headers; the analyzer's consumer continues it.
+        await asyncio.wait_for(self._channel.default_exchange.publish(
             aio_pika.Message(json.dumps(job).encode(), content_type="application/json",
                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=QUEUE_NAME,
-        )
+        ), PUBLISH_TIMEOUT_S)
 
     async def _local_worker(self) -> None:
         while True:
@@ -326,35 +362,35 @@ class JobQueue:
             try:
                 self._connection = await aio_pika.connect_robust(self.url, timeout=5)
                 self._channel = await self._connection.channel()
-                await self._channel.set_qos(prefetch_count=self.workers)
-                queue = await self._channel.declare_queue(QUEUE_NAME, durable=True)
-
-                async def on_message(message: Any) -> None:
-                    async with message.process(requeue=False):
-                        await self.handler(json.loads(message.body))
-
-                await queue.consume(on_message)
-                log.info("connected to RabbitMQ", extra={"queue": QUEUE_NAME})
+                # robust=False: aio-pika's robust channel answers a passive declare of a queue
+                # it remembers from its cache (RobustChannel.declare_queue, aio-pika 10.2.1),
+                # so the message count would never change.
+                await self._channel.declare_queue(QUEUE_NAME, durable=True, robust=False)
+                log.info("connected to RabbitMQ", extra={"queue": QUEUE_NAME, "role": "publisher"})
                 while True:
-                    declared = await self._channel.declare_queue(QUEUE_NAME, passive=True)
+                    declared = await self._channel.declare_queue(QUEUE_NAME, passive=True,
+                                                                 robust=False)
                     self._depth = declared.declaration_result.message_count or 0
-                    await asyncio.sleep(5)
+                    await asyncio.sleep(DEPTH_POLL_S)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("RabbitMQ unavailable, retrying in 5 s",
                             extra={"error": f"{type(exc).__name__}: {exc}"})
                 self._channel = None
-                if self._connection is not None:
-                    with contextlib.suppress(Exception):
-                        await self._connection.close()
-                    self._connection = None
-                await asyncio.sleep(5)
+                self._depth = None
+                await _close(self._connection)
+                self._connection = None
+                await asyncio.sleep(RECONNECT_S)
 
-    def depth(self) -> int:
+    def depth(self) -> float:
+        """Jobs waiting; NaN while RabbitMQ's count is unknown (a stale number could keep
+        MLProcessingBacklog firing, or hide a backlog, during a broker outage)."""
         if self.faults.queue_backlog is not None:
             return self.faults.queue_backlog
-        return self._depth if self.url else self._local.qsize()
+        if not self.url:
+            return self._local.qsize()
+        return float("nan") if self._depth is None else self._depth
 
     async def health(self) -> dict[str, Any]:
         if not self.url:
@@ -367,5 +403,79 @@ class JobQueue:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._connection is not None:
-            await self._connection.close()
+        await _close(self._connection)
+
+
+class JobConsumer:
+    """The analyzer's side: consumes `analyzer_queue` (prefetch = `workers`) and hands each
+    job to `handler`. The aio-pika instrumentation runs each delivery in a CONSUMER span that
+    continues the publisher's trace from the message headers. The consumer_paused fault
+    cancels the consumer (RabbitMQ then shows the queue without consumers) until cleared."""
+
+    def __init__(self, url: str, faults: Faults, handler: Handler, workers: int = 2) -> None:
+        self.url = url
+        self.faults = faults
+        self.handler = handler
+        self.workers = workers
+        self._task: asyncio.Task[None] | None = None
+        self._connection: Any = None
+        self._channel: Any = None
+        self.consuming = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def _on_message(self, message: Any) -> None:
+        async with message.process(requeue=False):
+            await self.handler(json.loads(message.body))
+
+    async def _loop(self) -> None:
+        import aio_pika
+
+        while True:
+            try:
+                self._connection = await aio_pika.connect_robust(self.url, timeout=5)
+                self._channel = await self._connection.channel()
+                await self._channel.set_qos(prefetch_count=self.workers)
+                queue = await self._channel.declare_queue(QUEUE_NAME, durable=True)
+                log.info("connected to RabbitMQ", extra={"queue": QUEUE_NAME, "role": "consumer"})
+                tag = None
+                while True:
+                    if tag is None and not self.faults.consumer_paused:
+                        tag = await queue.consume(self._on_message)
+                        log.info("consuming", extra={"queue": QUEUE_NAME})
+                    elif tag is not None and self.faults.consumer_paused:
+                        await queue.cancel(tag)
+                        tag = None
+                        log.warning("consumer paused (fault injection)",
+                                    extra={"queue": QUEUE_NAME})
+                    self.consuming = tag is not None
+                    await asyncio.sleep(0.5)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("RabbitMQ unavailable, retrying in 5 s",
+                            extra={"error": f"{type(exc).__name__}: {exc}"})
+                self.consuming = False
+                self._channel = None
+                await _close(self._connection)
+                self._connection = None
+                await asyncio.sleep(RECONNECT_S)
+
+    async def health(self) -> dict[str, Any]:
+        if self._channel is None or self._channel.is_closed:
+            raise ConnectionError("not connected to RabbitMQ")
+        return {"queue": QUEUE_NAME, "consuming": self.consuming,
+                "connection_status": "connected"}
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await _close(self._connection)
+
+
+async def _close(connection: Any) -> None:
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            await connection.close()

@@ -37,11 +37,14 @@ KNOBS: dict[str, Knob] = {
         Knob("latency_seconds", float, 0.0, 0.0, 30.0, help="latency added to each request"),
         Knob("queue_backlog", int, None, 0, 1_000_000, True, "forced analyzer_queue depth"),
         Knob("cache_hit_ratio", float, None, 0.0, 1.0, True, "forced cache hit ratio"),
-        Knob("db_connections", int, None, 0, 10_000, True, "forced active DB connections"),
+        Knob("db_connections", int, None, 0, 10_000, True,
+             "extra DB connections held open (the gauge, when simulated)"),
         Knob("db_latency_seconds", float, 0.0, 0.0, 30.0, help="latency added to each query"),
         Knob("ml_error_ratio", float, 0.0, 0.0, 1.0, help="share of predictions that fail"),
         Knob("metrics_enabled", bool, True, help="false: /metrics answers 503"),
         Knob("upload_rate", float, None, 0.0, 100.0, True, "uploads/s the load generator sends"),
+        Knob("consumer_paused", bool, False,
+             help="true: the analyzer stops consuming analyzer_queue (RabbitMQ only)"),
     )
 }
 
@@ -50,7 +53,8 @@ APPLIES: dict[str, tuple[str, ...]] = {
         "error_ratio", "latency_seconds", "queue_backlog", "cache_hit_ratio", "db_connections",
         "db_latency_seconds", "metrics_enabled", "upload_rate",
     ),
-    "analyzer": ("error_ratio", "latency_seconds", "ml_error_ratio", "metrics_enabled"),
+    "analyzer": ("error_ratio", "latency_seconds", "ml_error_ratio", "metrics_enabled",
+                 "consumer_paused"),
 }
 
 _TRUE = {"1", "true", "yes", "on"}

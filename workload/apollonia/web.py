@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 from starlette.routing import Match
 
 from . import tracing
@@ -56,8 +56,10 @@ def known_routes(app: FastAPI) -> list[tuple[str, str, str]]:
 
 
 class ObservabilityMiddleware:
-    """Per request: request id, JSON start/finish log lines, a server span continuing the
-    caller's traceparent, RED metrics by route template, and the error/latency faults."""
+    """Per request: request id, JSON start/finish log lines, RED metrics by route template, and
+    the error/latency faults: what the OpenTelemetry FastAPI instrumentation does not do. It
+    runs inside that instrumentation's server span (tracing.instrument_app), so logs, the
+    X-Trace-ID header and the histograms' exemplars carry the request's trace id."""
 
     def __init__(
         self,
@@ -65,7 +67,6 @@ class ObservabilityMiddleware:
         *,
         fastapi_app: FastAPI,
         metrics: HttpMetrics,
-        tracer: trace.Tracer,
         faults: Faults,
         user_seen: Any = None,
     ) -> None:
@@ -73,7 +74,6 @@ class ObservabilityMiddleware:
         self.user_seen = user_seen
         self.fastapi_app = fastapi_app
         self.metrics = metrics
-        self.tracer = tracer
         self.faults = faults
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -111,62 +111,43 @@ class ObservabilityMiddleware:
                     message["headers"].append((b"x-trace-id", trace_id.encode()))
             await send(message)
 
-        span_cm = (
-            self.tracer.start_as_current_span(
-                f"{method} {endpoint}",
-                context=tracing.extract(headers),
-                kind=SpanKind.SERVER,
-                attributes={
-                    "http.request.method": method,
-                    "http.route": endpoint,
-                    "url.path": scope["path"],
-                    "apollonia.request_id": request_id,
-                },
-                record_exception=False,
-                set_status_on_exception=False,
-            )
-            if not quiet
-            else _NullSpan()
-        )
+        span = trace.get_current_span() if not quiet else None
+        if span is not None:
+            span.set_attribute("apollonia.request_id", request_id)
         try:
-            with span_cm as span:
-                log.log(level, "request started", extra={
-                    "method": method, "route": endpoint, "path": scope["path"][:256]})
-                try:
-                    injected = False
-                    if not quiet and endpoint != UNMATCHED:
-                        injected = await self._inject_faults(scope, send_wrapper, span)
-                    if not injected:
-                        await self.app(scope, receive, send_wrapper)
-                except Exception as exc:
-                    duration = time.perf_counter() - start
-                    if span is not None:
-                        span.record_exception(exc)
-                        span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                    log.error("request failed", exc_info=True, extra={
-                        "method": method, "route": endpoint, "status": 500,
-                        "duration_ms": round(duration * 1000, 2)})
-                    if endpoint != "/metrics":
-                        self.metrics.observe_request(method, endpoint, 500, duration)
-                    if status["started"]:
-                        raise  # too late for a clean answer: let the server drop it
-                    # Answer here, so even a crash carries X-Request-ID and X-Trace-ID.
-                    response = JSONResponse(
-                        {"detail": "internal error", "request_id": request_id}, status_code=500)
-                    await response(scope, _empty_receive, send_wrapper)
-                    return
+            log.log(level, "request started", extra={
+                "method": method, "route": endpoint, "path": scope["path"][:256]})
+            try:
+                injected = False
+                if not quiet and endpoint != UNMATCHED:
+                    injected = await self._inject_faults(scope, send_wrapper, span)
+                if not injected:
+                    await self.app(scope, receive, send_wrapper)
+            except Exception as exc:
                 duration = time.perf_counter() - start
-                code = status["code"]
                 if span is not None:
-                    span.set_attribute("http.response.status_code", code)
-                    if code >= 500:
-                        span.set_status(Status(StatusCode.ERROR, f"HTTP {code}"))
-                if endpoint != "/metrics":
-                    self.metrics.observe_request(method, endpoint, code, duration)
-                finished_level = logging.WARNING if code >= 500 and not quiet else level
-                log.log(finished_level, "request finished", extra={
-                    "method": method, "route": endpoint, "status": code,
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                log.error("request failed", exc_info=True, extra={
+                    "method": method, "route": endpoint, "status": 500,
                     "duration_ms": round(duration * 1000, 2)})
+                if endpoint != "/metrics":
+                    self.metrics.observe_request(method, endpoint, 500, duration)
+                if status["started"]:
+                    raise  # too late for a clean answer: let the server drop it
+                # Answer here, so even a crash carries X-Request-ID and X-Trace-ID.
+                response = JSONResponse(
+                    {"detail": "internal error", "request_id": request_id}, status_code=500)
+                await response(scope, _empty_receive, send_wrapper)
+                return
+            duration = time.perf_counter() - start
+            code = status["code"]
+            if endpoint != "/metrics":
+                self.metrics.observe_request(method, endpoint, code, duration)
+            finished_level = logging.WARNING if code >= 500 and not quiet else level
+            log.log(finished_level, "request finished", extra={
+                "method": method, "route": endpoint, "status": code,
+                "duration_ms": round(duration * 1000, 2)})
         finally:
             request_id_var.reset(rid_token)
             user_id_var.reset(uid_token)
@@ -185,26 +166,20 @@ class ObservabilityMiddleware:
         return False
 
 
-class _NullSpan:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 async def _empty_receive() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def install_observability(
-    app: FastAPI, *, metrics: HttpMetrics, tracer: trace.Tracer, faults: Faults,
-    user_seen: Any = None,
+    app: FastAPI, *, metrics: HttpMetrics, provider: Any, faults: Faults, user_seen: Any = None,
 ) -> None:
+    from . import tracing as _tracing
+
     app.add_middleware(
-        ObservabilityMiddleware, fastapi_app=app, metrics=metrics, tracer=tracer, faults=faults,
+        ObservabilityMiddleware, fastapi_app=app, metrics=metrics, faults=faults,
         user_seen=user_seen,
     )
+    _tracing.instrument_app(app, provider)
 
 
 def add_ops_routes(
