@@ -29,8 +29,11 @@ def fresh_alertmanager(backend: str, stack) -> float:  # noqa: ANN001 - Endpoint
         pytest.skip("native-only: restarts Alertmanager (use --backend=native)")
     from native import stack as native
 
+    # The moment before the restart: the new Alertmanager may notify (the Watchdog, group_wait
+    # 0s) before it reports ready, and that notification belongs to this run.
+    before = time.time()
     native.reset_alertmanager_state()
-    return time.time()
+    return before
 
 
 @pytest.fixture(scope="session")

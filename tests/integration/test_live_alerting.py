@@ -221,6 +221,7 @@ class Scenario:
     run: str
     started: float
     api_stopped_at: float = 0.0
+    api_started_at: float = 0.0  # by test_servicedown_resolves_after_restart
     errors_at: float = 0.0
     synthetic_at: float = 0.0
     reload_status: int = 0
@@ -448,30 +449,6 @@ def test_every_rule_expression_evaluates(urls, probe, scenario: Scenario) -> Non
     assert not failed, f"rule expressions rejected by the query API: {failed}"
 
 
-def test_no_dangling_metric_names(urls, probe, scenario: Scenario) -> None:
-    """Every metric a rule, dashboard panel or diagnosis query names has series natively
-    (exporters that need a Docker host are excluded by name prefix; Fluent Bit and Jaeger
-    names must be in their recorded expositions, tests/fixtures/; PostgreSQL, Redis and
-    RabbitMQ run natively, so pg_, redis_, rabbitmq_ and erlang_ names are checked). On a fresh
-    stack the recording rules over the analyzer (30s scrapes) need two scrapes and an
-    evaluation before their output exists, so this polls for that long."""
-    queries = repo_queries()
-    assert queries, "no queries found in rules/dashboards/diagnosis"
-    problems: dict[str, list[str]] = {}
-
-    def clean() -> bool:
-        nonlocal problems
-        problems = dangling(queries, live_metric_names(urls.prometheus) | exposed_names(),
-                            ignore_prefixes=NATIVE_ABSENT_PREFIXES)
-        return not problems
-
-    deadline = scenario.started + 2 * scrape_interval("apollonia-analyzer") + 2 * EVAL + MARGIN
-    with contextlib.suppress(AssertionError):
-        wait_for(clean, max(1.0, deadline - time.time()), interval=3, what="no dangling names")
-    assert not problems, format_dangling(problems)
-
-
-
 def test_watchdog_reaches_heartbeat_receiver(urls, probe, scenario: Scenario) -> None:
     probe.watch("alertmanager", "prometheus")
     rule = alert_rule("Watchdog")
@@ -594,7 +571,7 @@ def test_servicedown_resolves_after_restart(urls, probe, scenario: Scenario) -> 
     probe.watch("prometheus", "alertmanager", "api")
     native.ctl("start", "api", check=True)
     assert not native.wait_ready(["api"], timeout=30), native.log_tail("api")
-    started = time.time()
+    started = scenario.api_started_at = time.time()
     scrape = scrape_interval("apollonia-api")
     wait_for(lambda: not alerts_in_prometheus(probe, urls.prometheus, "ServiceDown",
                                               service="api"),
@@ -611,6 +588,33 @@ def test_servicedown_resolves_after_restart(urls, probe, scenario: Scenario) -> 
                                                        service="api") if s == "resolved"],
                  max(1.0, started + scrape + EVAL + route.group_interval + MARGIN - time.time()),
                  what="the resolved ServiceDown notification")
+
+
+def test_no_dangling_metric_names(urls, probe, scenario: Scenario) -> None:
+    """Every metric a rule, dashboard panel or diagnosis query names has series natively
+    (exporters that need a Docker host are excluded by name prefix; Fluent Bit and Jaeger
+    names must be in their recorded expositions, tests/fixtures/; PostgreSQL, Redis and
+    RabbitMQ run natively, so pg_, redis_, rabbitmq_ and erlang_ names are checked). Runs once
+    the api is back from the ServiceDown scenario: the recording rules over its uploads by
+    format, and those over the analyzer (30s scrapes), need two scrapes and an evaluation after
+    the traffic before their output exists, so this polls for that long."""
+    queries = repo_queries()
+    assert queries, "no queries found in rules/dashboards/diagnosis"
+    problems: dict[str, list[str]] = {}
+
+    def clean() -> bool:
+        nonlocal problems
+        problems = dangling(queries, live_metric_names(urls.prometheus) | exposed_names(),
+                            ignore_prefixes=NATIVE_ABSENT_PREFIXES)
+        return not problems
+
+    assert scenario.api_started_at, "runs after test_servicedown_resolves_after_restart"
+    traffic_from = max(scenario.started + 2 * scrape_interval("apollonia-analyzer"),
+                       scenario.api_started_at + 2 * scrape_interval("apollonia-api"))
+    deadline = traffic_from + 2 * EVAL + MARGIN
+    with contextlib.suppress(AssertionError):
+        wait_for(clean, max(1.0, deadline - time.time()), interval=3, what="no dangling names")
+    assert not problems, format_dangling(problems)
 
 
 def _sends_resolved(receivers: list[str]) -> bool:
