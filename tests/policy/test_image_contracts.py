@@ -2,8 +2,8 @@
 
 Every compose file of the repository root is rendered (compose.yaml with the demo
 profile, the staging overlay without it, the agent profile alone, any other compose*.yaml
-as an overlay on compose.yaml) and each rule must hold; then each rule runs on a broken copy and must
-name the break, so none passes vacuously.
+as an overlay on compose.yaml) and each rule must hold; then each rule runs on a broken
+copy and must name the break, so none passes vacuously.
 """
 
 from __future__ import annotations
