@@ -218,7 +218,11 @@ def test_store_holds_the_pair_once_and_the_remote_host(
     h.wait_for(lambda: len(client.query(h.STORE, prom, **h.FRESH)) == len(h.PROMS), 60,
                what="the pair's self-scrape series in the store")
     assert client.query(h.STORE, 'count({replica!=""})', **h.FRESH) == []
-    local = {frozenset(r["metric"].items()) for r in client.query(h.PROMS["prometheus-b"], prom)}
+    # Replica b scrapes both too (just after a start it may not have yet).
+    local_rows = h.wait_for(
+        lambda: (rows := client.query(h.PROMS["prometheus-b"], prom)) and len(rows) == len(h.PROMS)
+        and rows, 60, what="both replicas' self-scrape series on replica b")
+    local = {frozenset(r["metric"].items()) for r in local_rows}
     stored = {frozenset(r["metric"].items()) for r in client.query(h.STORE, prom, **h.FRESH)}
     assert stored == local
     agent = h.wait_for(lambda: client.query(h.STORE, 'up{origin="agent", job="node"}', **h.FRESH),
