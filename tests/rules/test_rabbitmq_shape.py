@@ -18,6 +18,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import prometheus_config
 from tests.metrics_catalog import metric_names, rule_queries
 
 HERE = Path(__file__).resolve().parent
@@ -49,8 +50,7 @@ def test_recordings_come_from_the_pinned_rabbitmq() -> None:
 
 
 def test_jobs_scrape_the_recorded_endpoints() -> None:
-    config = yaml.safe_load((ROOT / "prometheus/prometheus.yml").read_text())
-    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    jobs = {j["job_name"]: j for j in prometheus_config.load()["scrape_configs"]}
     assert jobs["rabbitmq"].get("metrics_path", "/metrics") == "/metrics"
     detailed = jobs["rabbitmq-queues"]
     assert detailed["metrics_path"] == "/metrics/detailed"
