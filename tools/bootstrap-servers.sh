@@ -51,6 +51,10 @@ version_ge() { # version_ge HAVE WANT: true when HAVE >= WANT (dotted numbers)
 
 link() { ln -sfn "$1" "$bin/$2"; }
 
+on_path() { # on_path NAME: NAME found on PATH, not counting our own links in .tools/bin
+  PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$bin" | paste -sd:) command -v "$1" || true
+}
+
 # --- PostgreSQL ---------------------------------------------------------------------------
 postgres_dir() { # a directory with postgres, initdb and pg_isready at a usable version
   local dir found
@@ -58,7 +62,7 @@ postgres_dir() { # a directory with postgres, initdb and pg_isready at a usable 
     [ -x "$POSTGRES_BIN/postgres" ] || { echo "bootstrap: POSTGRES_BIN=$POSTGRES_BIN has no postgres executable" >&2; exit 1; }
     echo "$POSTGRES_BIN"; return
   fi
-  found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$bin" | paste -sd:) command -v postgres || true)
+  found=$(on_path postgres)
   for dir in ${found:+"$(dirname "$(readlink -f "$found")")"} $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
     [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_isready" ] || continue
     local v; v=$("$dir/postgres" --version 2>/dev/null | awk '{print $3}')
@@ -73,7 +77,7 @@ redis_usable() { # path of a usable redis-server, if any
     [ -x "$found" ] || { echo "bootstrap: REDIS_SERVER=$found is not an executable file" >&2; exit 1; }
     echo "$found"; return
   fi
-  found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$bin" | paste -sd:) command -v redis-server || true)
+  found=$(on_path redis-server)
   [ -n "$found" ] || return 0
   local v; v=$("$found" --version 2>/dev/null | sed -n 's/.* v=\([0-9.]*\).*/\1/p')
   if version_ge "${v:-0}" "$min_redis"; then echo "$found"; fi
@@ -85,7 +89,7 @@ rabbitmq_usable() { # path of a usable rabbitmq-server script (not Debian's su w
     [ -x "$found" ] || { echo "bootstrap: RABBITMQ_SERVER=$found is not an executable file" >&2; exit 1; }
     echo "$found"; return
   fi
-  found=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF "$bin" | paste -sd:) command -v rabbitmq-server || true)
+  found=$(on_path rabbitmq-server)
   [ -n "$found" ] || return 0
   found=$(readlink -f "$found")
   # /usr/sbin/rabbitmq-server is Debian's wrapper that switches to the rabbitmq user: use the
