@@ -141,10 +141,7 @@ def components(flags: Mapping[str, Sequence[str]] | None = None) -> list[Compone
                 f"env PROMETHEUS_REPLICA={replica} {TOOLS}/prometheus"
                 f" --config.file={RUN}/{name}/prometheus.yml"
                 f" --storage.tsdb.path={RUN}/{name}/data --web.listen-address={HOST}:{port}"
-                f" --web.external-url=http://{HOST}:{port}"
-                " --web.enable-lifecycle --enable-feature=exemplar-storage"
-                # As the base run and compose: firing alerts re-sent every evaluation.
-                " --rules.alert.resend-delay=10s"),
+                f" --web.external-url=http://{HOST}:{port} {stack.PROMETHEUS_FLAGS}"),
             f"Prometheus replica {replica}",
         ))
     comps += [

@@ -43,6 +43,11 @@ from native import deps
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
 LOGS = RUN / "logs"
+# Flags every native Prometheus shares (the base run and the scale profile's pair), as in
+# compose.yaml: reload over HTTP, exemplars, and firing alerts re-sent every evaluation
+# (docs/alerting.md, "First notification after a start").
+PROMETHEUS_FLAGS = ("--web.enable-lifecycle --enable-feature=exemplar-storage"
+                    " --rules.alert.resend-delay=10s")
 TOOLS = ROOT / ".tools" / "bin"
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
@@ -133,9 +138,7 @@ def components() -> list[Component]:
             "prometheus", 9090, "/-/ready",
             f"{tools}/prometheus --config.file={RUN}/prometheus/prometheus.yml"
             f" --storage.tsdb.path={RUN}/prometheus/data --web.listen-address={HOST}:9090"
-            " --web.enable-lifecycle --enable-feature=exemplar-storage"
-            # as in compose.yaml: re-send firing alerts every evaluation (docs/alerting.md)
-            " --rules.alert.resend-delay=10s",
+            f" {PROMETHEUS_FLAGS}",
             "Prometheus",
         ),
     ]
