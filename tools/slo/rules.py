@@ -28,7 +28,8 @@ HEADER = """\
 # edit the spec, not this file (make test fails when they disagree).
 #
 # Service level objectives and multiwindow multi-burn-rate alerts (Google SRE
-# workbook, "Alerting on SLOs", https://sre.google/workbook/alerting-on-slos/). For every SLO, in one group evaluated in order:
+# workbook, "Alerting on SLOs", https://sre.google/workbook/alerting-on-slos/).
+# For every SLO, in one group evaluated in order:
 #   slo:sli_requests:rate<w>   total events per second over window w
 #   slo:sli_errors:rate<w>     bad events per second (0, not absent, when none)
 #   slo:sli_error:ratio_rate<w>  share of bad events, 0..1; the burn rate is this
