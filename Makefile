@@ -40,7 +40,7 @@ $(VENV)/.stamp: pyproject.toml
 venv: $(VENV)/.stamp ## Create the virtualenv with the pinned Python dependencies
 
 tools: ## Fetch the pinned Debian builds of Prometheus, Alertmanager, exporters, docker-compose into .tools/
-	@tools/bootstrap.sh
+	@dev/bootstrap.sh
 
 bootstrap: venv tools ## Everything the tests need (idempotent, cached)
 
@@ -48,7 +48,7 @@ bootstrap: venv tools ## Everything the tests need (idempotent, cached)
 
 .PHONY: lint test test-offline test-live test-scale-fast test-rules test-live-full test-scale mutation smoke
 lint: bootstrap ## Static checks: compose config, promtool, amtool, yamllint, JSON
-	@tools/lint.sh
+	@dev/lint.sh
 
 # Two jobs at once: the live suites mostly wait (for `for`, group_wait and scrapes) while the
 # offline ones use the CPU. The scale profile's fast proofs (own ports and state, .run/scale/)
@@ -154,7 +154,7 @@ secrets: ## Generate missing secrets in secrets/ (random, git-ignored, never pri
 
 .PHONY: slo dashboards doctor bundle
 slo: venv ## Regenerate prometheus/rules/slo.yml, its promtool tests and the SLO tables from prometheus/slos.yml
-	$(PY) -m tools.slo
+	$(PY) -m dev.slo
 
 dashboards: venv ## Regenerate grafana/dashboards/ from grafana/codegen/ (the SLO windows from prometheus/slos.yml)
 	$(PY) -m grafana.codegen
@@ -163,7 +163,7 @@ doctor: ## Preflight checks for a Docker host (pass/fail per line, with the fix)
 	$(SYSPY) -m tools.doctor $(DOCTOR_ARGS)
 
 bundle: bootstrap ## Versioned tarball for a staging host in dist/
-	$(PY) -m tools.bundle
+	$(PY) -m dev.bundle
 
 .PHONY: diagnose benchmark benchmark-scale benchmark-capacity
 # Any Prometheus API: replica b of the scale profile (PROMETHEUS_URL=http://127.0.0.1:9091 in
@@ -173,11 +173,11 @@ diagnose: venv ## Run the automated diagnosis queries against Prometheus (PROMET
 	$(PY) -m tools.diagnose --prometheus $(PROMETHEUS_URL)
 
 benchmark: venv ## Time-to-notify figures against the native run (make up-native first)
-	$(PY) -m tools.notify_benchmark all
+	$(PY) -m dev.notify_benchmark all
 
 benchmark-capacity: bootstrap ## Highest sustained ingest of one Prometheus with the bundle's rules (~20 min, CPU-heavy)
-	nice -n 10 $(PY) -m tools.capacity_benchmark
+	nice -n 10 $(PY) -m dev.capacity_benchmark
 
 # Heavy (LARGE: ~40 min on 2 cores, a few GB under .run/benchmark-scale): not part of make test.
 benchmark-scale: bootstrap ## Rule and dashboard cost on backfilled SMALL/LARGE TSDBs, main's rules vs these (SIZES=small,large)
-	nice -n 10 $(PY) -m tools.benchmark_scale --sizes $(or $(SIZES),small,large)
+	nice -n 10 $(PY) -m dev.benchmark_scale --sizes $(or $(SIZES),small,large)

@@ -1,7 +1,7 @@
 """The workload's dependencies in the native run: PostgreSQL, Redis, RabbitMQ and the
 PostgreSQL and Redis exporters (RabbitMQ exports its own metrics, like in compose).
 
-The servers come from `make bootstrap` (tools/bootstrap-servers.sh links them into
+The servers come from `make bootstrap` (dev/bootstrap-servers.sh links them into
 .tools/bin). Everything listens on 127.0.0.1 and keeps its state under .run/:
 
     .run/secrets/                  generated passwords and the workload's DSNs (0700/0600):

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.slo.spec import SpecError
+from dev.slo.spec import SpecError
 
 from .registry import generate
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as db
 
-from tools.slo.spec import duration
-from tools.slo.spec import load as load_slos
+from dev.slo.spec import duration
+from dev.slo.spec import load as load_slos
 
 from .common import (
     PROMETHEUS_UID,
@@ -40,7 +40,7 @@ def burn_rate(window: str) -> str:
     )
 
 
-def _explainer(pairs: list) -> str:  # noqa: ANN001 - tools.slo.spec.Pair
+def _explainer(pairs: list) -> str:  # noqa: ANN001 - dev.slo.spec.Pair
     def tier(name: str) -> str:
         return " or ".join(f"**{p.factor:g}×** over {duration(p.long)} (and {duration(p.short)})"
                            for p in pairs if p.tier == name)

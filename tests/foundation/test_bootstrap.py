@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP = ROOT / "tools" / "bootstrap.sh"
+BOOTSTRAP = ROOT / "dev" / "bootstrap.sh"
 BIN = ROOT / ".tools" / "bin"
 
 
@@ -17,7 +17,7 @@ def pins() -> list[tuple[str, str, str]]:
     rows = re.findall(
         r'^  "(\S+=\S+)\s+\S+\s+(\S+)\s+\S+\s+(\S+)"$', BOOTSTRAP.read_text(), re.M
     )
-    assert len(rows) >= 12, "expected the twelve pinned tools (at least) in tools/bootstrap.sh"
+    assert len(rows) >= 12, "expected the twelve pinned tools (at least) in dev/bootstrap.sh"
     return rows
 
 

@@ -1,4 +1,4 @@
-"""The demo's servers for the native run (tools/bootstrap-servers.sh): the linked builds are
+"""The demo's servers for the native run (dev/bootstrap-servers.sh): the linked builds are
 the pinned Debian 12 releases (or a usable installed one), overrides fail in one line.
 
 With CI=true a server `make bootstrap` could not provide is a failure here, not a skip."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "tools" / "bootstrap-servers.sh"
+SCRIPT = ROOT / "dev" / "bootstrap-servers.sh"
 BIN = ROOT / ".tools" / "bin"
 CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 

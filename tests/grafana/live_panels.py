@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from dev.slo.spec import load as load_slos
 from tests.grafana import components
 from tests.grafana.model import Target, all_targets, seconds
 from tests.metrics_catalog import metric_names
-from tools.slo.spec import load as load_slos
 
 # Values a user would pick in the native run; multi-value variables -> everything.
 VARIABLE_VALUES = {

@@ -1,4 +1,4 @@
-"""tools/bundle.py: the tarball unpacks into a clean directory, verifies and validates."""
+"""dev/bundle.py: the tarball unpacks into a clean directory, verifies and validates."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from dev import bundle
 from tests.policy import rules
-from tools import bundle
 
 REPO = rules.REPO
 
@@ -23,7 +23,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         pytest.skip("docker-compose not found (make bootstrap installs it into .tools/bin)")
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.bundle", "--out", str(out)],
+        [sys.executable, "-m", "dev.bundle", "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,

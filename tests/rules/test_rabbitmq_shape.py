@@ -1,7 +1,7 @@
 """The RabbitMQ rule tests use series shaped exactly like the real plugin's output.
 
 fixtures/rabbitmq-3.10.8-metrics.txt and -detailed.txt were recorded from the native run's
-RabbitMQ (the Debian 12 package tools/bootstrap-servers.sh pins), from the two endpoints the
+RabbitMQ (the Debian 12 package dev/bootstrap-servers.sh pins), from the two endpoints the
 jobs `rabbitmq` and `rabbitmq-queues` scrape. Every rabbitmq_* series in rabbitmq.test.yml
 must carry exactly the plugin's labels for that metric (plus the target labels Prometheus
 adds) and name the job that scrapes that endpoint; every rabbitmq_* name the rules use must
@@ -41,9 +41,9 @@ def recorded() -> dict[str, tuple[str, set[str]]]:
 
 
 def test_recordings_come_from_the_pinned_rabbitmq() -> None:
-    script = (ROOT / "tools/bootstrap-servers.sh").read_text()
+    script = (ROOT / "dev/bootstrap-servers.sh").read_text()
     pin = re.search(r"rabbitmq-server=([0-9.]+)-", script)
-    assert pin, "rabbitmq-server pin missing from tools/bootstrap-servers.sh"
+    assert pin, "rabbitmq-server pin missing from dev/bootstrap-servers.sh"
     for path in FIXTURES:
         assert f'rabbitmq_version="{pin.group(1)}"' in path.read_text(), path.name
         assert pin.group(1) in path.name

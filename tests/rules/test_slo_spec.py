@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.slo import docs, model, spec
-from tools.slo.__main__ import drift, generated, targets
+from dev.slo import docs, model, spec
+from dev.slo.__main__ import drift, generated, targets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,7 @@ def test_a_broken_spec_is_one_line_naming_the_file(case: str, tmp_path: Path) ->
     bad = tmp_path / "slos.yml"
     bad.write_text(text)
     before = {p: p.stat().st_mtime_ns for p in targets()}
-    proc = subprocess.run([sys.executable, "-m", "tools.slo", "--spec", str(bad)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "dev.slo", "--spec", str(bad)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -1,6 +1,6 @@
 """The PostgreSQL, Redis and RabbitMQ paths against real, throw-away servers on loopback.
 
-The servers are the builds `make bootstrap` links into .tools/bin (tools/bootstrap-servers.sh:
+The servers are the builds `make bootstrap` links into .tools/bin (dev/bootstrap-servers.sh:
 Debian 12's PostgreSQL 15, Redis 7.0 and RabbitMQ 3.10, or usable installed ones), each
 started here with its state in a temporary directory and stopped afterwards. Without one of
 them the test skips with that reason; with CI=true that is a failure.

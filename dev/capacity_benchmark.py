@@ -1,7 +1,7 @@
 """Capacity benchmark: how much one Prometheus with the bundle's rules ingests before its rule
 evaluation lags, alone and with the scale profile's remote write to VictoriaMetrics.
 
-    python -m tools.capacity_benchmark [--units 40,80,160,...] [--hold 120] [--variant both]
+    python -m dev.capacity_benchmark [--units 40,80,160,...] [--hold 120] [--variant both]
     (make benchmark-capacity; prefix with `nice -n 10` on a shared machine)
 
 It runs its own processes on spare loopback ports, state in a temporary directory:

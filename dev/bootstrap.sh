@@ -4,7 +4,7 @@
 # exporters, busybox for compose's volume-init script, docker-compose, and the scale
 # profile's VictoriaMetrics and vmauth) into .tools/ without touching system packages: a
 # private apt state directory, `apt-get download` of pinned versions from testing/unstable,
-# `dpkg -x`. Then tools/bootstrap-servers.sh links the demo's servers (PostgreSQL, Redis,
+# `dpkg -x`. Then dev/bootstrap-servers.sh links the demo's servers (PostgreSQL, Redis,
 # RabbitMQ: builds for this machine's release).
 #
 # Idempotent: a stamp file records what was unpacked; a second run takes seconds.
@@ -61,7 +61,7 @@ done
 want=$(for row in "${pins[@]}"; do
   read -r pv _path name _rest <<<"$row"; [ -z "${linked[$name]:-}" ] && echo "$pv"
 done | sort -u | tr '\n' ' ')
-servers() { exec "$here/tools/bootstrap-servers.sh"; }
+servers() { exec "$here/dev/bootstrap-servers.sh"; }
 [ -z "$want" ] && servers
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   servers
@@ -91,7 +91,7 @@ for pv in $want; do
   pkg=${pv%%=*}; ver=${pv#*=}
   if ! (cd "$tools/debs" && apt-get "${apt_opts[@]}" -qq download "$pkg=$ver" >/dev/null 2>&1); then
     avail=$(apt-cache "${apt_opts[@]}" madison "$pkg" | awk -F'|' '{gsub(/ /,"",$2); print $2}' | sort -u | tr '\n' ' ')
-    echo "bootstrap: $pkg $ver is no longer in Debian $suites; available: ${avail:-none} (update the pin in tools/bootstrap.sh)" >&2
+    echo "bootstrap: $pkg $ver is no longer in Debian $suites; available: ${avail:-none} (update the pin in dev/bootstrap.sh)" >&2
     exit 1
   fi
   deb=$(ls "$tools/debs/${pkg}_"*.deb | grep -F "_${ver//:/%3a}_" | head -1)

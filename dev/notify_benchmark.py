@@ -1,12 +1,12 @@
 """Time-to-notify benchmark: how long from a fault to the webhook, next to its floor.
 
-    python -m tools.notify_benchmark service-down   # stop the api -> ServiceDown at the sink
-    python -m tools.notify_benchmark error-burn     # 100% api errors -> ApiErrorBudgetBurn page
-    python -m tools.notify_benchmark latency-burn   # every request slow -> the latency page
-    python -m tools.notify_benchmark first-notify [--runs 3] [--prometheus-flag=--x=y ...]
+    python -m dev.notify_benchmark service-down   # stop the api -> ServiceDown at the sink
+    python -m dev.notify_benchmark error-burn     # 100% api errors -> ApiErrorBudgetBurn page
+    python -m dev.notify_benchmark latency-burn   # every request slow -> the latency page
+    python -m dev.notify_benchmark first-notify [--runs 3] [--prometheus-flag=--x=y ...]
                                                     # Prometheus start -> first Watchdog webhook
                                                     # (with the native run's alert flags)
-    python -m tools.notify_benchmark all
+    python -m dev.notify_benchmark all
 
 `service-down` and `error-burn` act on the running native stack (`make up-native`) and undo
 what they did. `first-notify` starts its own Prometheus, Alertmanager and webhook sink on
@@ -40,6 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dev.slo.spec import load as load_slos  # noqa: E402
 from native import stack as native  # noqa: E402
 from tests.integration.alerting import (  # noqa: E402
     alert_rule,
@@ -49,7 +50,6 @@ from tests.integration.alerting import (  # noqa: E402
     scrape_interval,
     seconds,
 )
-from tools.slo.spec import load as load_slos  # noqa: E402
 
 PROM = "http://127.0.0.1:9090"
 AM = "http://127.0.0.1:9093"
@@ -367,7 +367,7 @@ def first_notify_report(runs: int, prom_flags: list[str], am_after: float) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.notify_benchmark",
+    parser = argparse.ArgumentParser(prog="python -m dev.notify_benchmark",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("path", choices=("service-down", "error-burn", "latency-burn",
                                          "first-notify", "all"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.benchmark_scale.workload import ENV
+from dev.benchmark_scale.workload import ENV
 
 MAX_DATA_POINTS = 1000  # a panel about 1000 px wide
 # Values for the dashboards' variables on the synthetic fleet.

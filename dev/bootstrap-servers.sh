@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo's servers for the native run: PostgreSQL, Redis and RabbitMQ, linked into
-# .tools/bin (called by tools/bootstrap.sh; `make bootstrap` runs both).
+# .tools/bin (called by dev/bootstrap.sh; `make bootstrap` runs both).
 #
 # They are C and Erlang programs, so unlike the Go tools they must be builds for this
 # machine's Debian release (testing's need a newer glibc): the pins below are Debian 12
@@ -111,7 +111,7 @@ if [ -z "$dir" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get -qq update >/dev/null
   if ! DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends "$postgres_pin" >/dev/null; then
     avail=$(apt-cache madison "${postgres_pin%%=*}" | awk -F'|' '{gsub(/ /,"",$2); print $2}' | tr '\n' ' ')
-    echo "bootstrap: ${postgres_pin%%=*} ${postgres_pin#*=} cannot be installed; available: ${avail:-none} (update the pin in tools/bootstrap-servers.sh)" >&2
+    echo "bootstrap: ${postgres_pin%%=*} ${postgres_pin#*=} cannot be installed; available: ${avail:-none} (update the pin in dev/bootstrap-servers.sh)" >&2
     exit 1
   fi
   dir=$(postgres_dir)
@@ -156,7 +156,7 @@ if [ -n "$want" ] && ! { [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; }; 
         pkg=${pv%%=*}; ver=${pv#*=}
         if ! apt-cache "${apt_opts[@]}" show "$pkg=$ver" >/dev/null 2>&1; then
           avail=$(apt-cache "${apt_opts[@]}" madison "$pkg" | awk -F'|' '{gsub(/ /,"",$2); print $2}' | sort -u | tr '\n' ' ')
-          echo "bootstrap: $pkg $ver is no longer in Debian $release; available: ${avail:-none} (update the pin in tools/bootstrap-servers.sh)" >&2
+          echo "bootstrap: $pkg $ver is no longer in Debian $release; available: ${avail:-none} (update the pin in dev/bootstrap-servers.sh)" >&2
           exit 1
         fi
       done
@@ -187,7 +187,7 @@ if [ -n "$redis" ]; then
 elif [ -x "$servers/usr/bin/redis-check-rdb" ]; then
   for prog in redis-server redis-cli; do
     rm -f "$bin/$prog"
-    printf '#!/bin/sh\n# bookworm %s unpacked by tools/bootstrap-servers.sh; its libraries are beside it.\nLD_LIBRARY_PATH="%s/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s/usr/bin/%s" "$@"\n' \
+    printf '#!/bin/sh\n# bookworm %s unpacked by dev/bootstrap-servers.sh; its libraries are beside it.\nLD_LIBRARY_PATH="%s/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "%s/usr/bin/%s" "$@"\n' \
       "$prog" "$servers" "$servers" "$prog" >"$bin/$prog"
     chmod +x "$bin/$prog"
   done

@@ -1,8 +1,8 @@
 """CLI: write everything generated from prometheus/slos.yml, or check it is up to date.
 
-    python -m tools.slo            # (re)write the generated files (make slo)
-    python -m tools.slo --check    # exit 1 and list the files that differ (make test)
-    python -m tools.slo --spec F   # read another spec (tests)
+    python -m dev.slo            # (re)write the generated files (make slo)
+    python -m dev.slo --check    # exit 1 and list the files that differ (make test)
+    python -m dev.slo --spec F   # read another spec (tests)
 
 A bad spec is one line of error naming the file and the problem; nothing is written.
 """
@@ -54,7 +54,7 @@ def drift(spec: Spec, root: Path = ROOT, files: dict[Path, str] | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.slo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m dev.slo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if a generated file is not up to date")

@@ -1,6 +1,6 @@
 """Build the release tarball for a staging host: dist/apollonia-observability-<version>.tar.gz
 
-    python -m tools.bundle [--out DIR]
+    python -m dev.bundle [--out DIR]
 
 Contents (one top-level directory named like the tarball):
   the tracked configs (compose files, prometheus/, alertmanager/, grafana/, fluent-bit/,
@@ -149,7 +149,7 @@ def build(out_dir: Path) -> Path:
             (tree / rel).write_bytes(data)
         for rel, (compose_files, profiles) in RENDERS.items():
             header = (
-                f"# Rendered by `python -m tools.bundle` for {top}: "
+                f"# Rendered by `python -m dev.bundle` for {top}: "
                 f"{' + '.join(compose_files)}, profiles: {' '.join(profiles) or 'none'}.\n"
                 "# For review only; install.sh runs the compose files themselves.\n"
             ).encode()
@@ -180,7 +180,7 @@ def build(out_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bundle", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dev.bundle", description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "dist", help="output directory")
     args = parser.parse_args(argv)
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 import promql_parser
 import pytest
 
-from tools.benchmark_scale import panels, report, workload
-from tools.benchmark_scale.__main__ import PROMTOOL, at_10s
+from dev.benchmark_scale import panels, report, workload
+from dev.benchmark_scale.__main__ import PROMTOOL, at_10s
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,10 +1,10 @@
 """make benchmark-scale: rule and dashboard cost on a backfilled TSDB, before and after.
 
-    python -m tools.benchmark_scale [--sizes small,large] [--workdir DIR] [--before REF]
-    python -m tools.benchmark_scale --report DIR/report.json     # print a saved run again
+    python -m dev.benchmark_scale [--sizes small,large] [--workdir DIR] [--before REF]
+    python -m dev.benchmark_scale --report DIR/report.json     # print a saved run again
 
 For each size (SMALL ~1,000 api series: 2 instances x 25 routes; LARGE ~20,000: 40 x 25,
-plus two analyzers and every other series the workload exports, tools/benchmark_scale/
+plus two analyzers and every other series the workload exports, dev/benchmark_scale/
 workload.py):
 
 1. three days of history at 60 s resolution, written as OpenMetrics and backfilled with
@@ -52,9 +52,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "workload"))
 
-from tools.benchmark_scale import panels, workload  # noqa: E402
-from tools.benchmark_scale.report import render  # noqa: E402
-from tools.slo.spec import load as load_slos  # noqa: E402
+from dev.benchmark_scale import panels, workload  # noqa: E402
+from dev.benchmark_scale.report import render  # noqa: E402
+from dev.slo.spec import load as load_slos  # noqa: E402
 
 PROMETHEUS = ROOT / ".tools/bin/prometheus"
 PROMTOOL = ROOT / ".tools/bin/promtool"
@@ -479,7 +479,7 @@ def measure(size: str, workdir: Path, before: str) -> list[Run]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.benchmark_scale",
+    parser = argparse.ArgumentParser(prog="python -m dev.benchmark_scale",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="small,large")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".run/benchmark-scale")

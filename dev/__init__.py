@@ -1,0 +1,1 @@
+"""Development tooling: bootstrap, lint, generators, bundle builder, benchmarks (never shipped)."""
