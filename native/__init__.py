@@ -1,1 +1,1 @@
-"""Native run of the bundle's metrics and alerting stack (no Docker): see native/stack.py."""
+"""Native run of the bundle's metrics and alerting stack (no Docker): see native/cli.py."""

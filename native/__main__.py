@@ -1,7 +1,7 @@
-"""`python -m native up|down|status|start|stop|restart <name>`."""
+"""`python -m native up|down|status|start|stop|restart <name>` (native/cli.py)."""
 
 import sys
 
-from native.stack import main
+from native.cli import main
 
 raise SystemExit(main(sys.argv[1:]))

@@ -29,11 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RUN = ROOT / ".run"
-TOOLS = ROOT / ".tools" / "bin"
+from native.common import HOST, RUN, TOOLS, NativeError
+
 SECRETS = RUN / "secrets"
-HOST = "127.0.0.1"
 
 POSTGRES_PORT = 15432  # 5432 + 10000
 REDIS_PORT = 16379  # 6379 + 10000
@@ -230,8 +228,6 @@ def prepare_postgres() -> None:
 
 
 def _run(argv: list[str], what: str, stdin: str | None = None) -> None:
-    from native.stack import NativeError
-
     proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import yaml
 
-from native import stack
-from native.stack import HOST, PYTHON, ROOT, TOOLS, Component, NativeError
+from native import common
+from native.common import HOST, PROMETHEUS_FLAGS, PYTHON, ROOT, TOOLS, Component, NativeError
 
-RUN = stack.RUN / "scale"
+RUN = common.RUN / "scale"
 SECRETS = RUN / "secrets"
 SINK_PORT = 5101
 SINK_URL = f"http://{HOST}:{SINK_PORT}"
@@ -141,7 +141,7 @@ def components(flags: Mapping[str, Sequence[str]] | None = None) -> list[Compone
                 f"env PROMETHEUS_REPLICA={replica} {TOOLS}/prometheus"
                 f" --config.file={RUN}/{name}/prometheus.yml"
                 f" --storage.tsdb.path={RUN}/{name}/data --web.listen-address={HOST}:{port}"
-                f" --web.external-url=http://{HOST}:{port} {stack.PROMETHEUS_FLAGS}"),
+                f" --web.external-url=http://{HOST}:{port} {PROMETHEUS_FLAGS}"),
             f"Prometheus replica {replica}",
         ))
     comps += [
@@ -200,7 +200,7 @@ def _inventory(target: Path, *sources: Path) -> None:
         old.unlink()
     for src in sources:
         for path in sorted(src.glob("*.yml")):
-            stack._link(target / path.name, path)
+            common.link(target / path.name, path)
 
 
 def prepare() -> None:
@@ -210,24 +210,24 @@ def prepare() -> None:
     _secret("basic_auth_password")
     _secret("agent_remote_write_password")
     for name in ALERTMANAGERS:
-        stack.prepare_alertmanager(SINK_URL, base=RUN / name)
+        common.prepare_alertmanager(SINK_URL, RUN / name)
     targets = ROOT / "prometheus/targets/native"
     ha = ROOT / "prometheus/prometheus-ha.yml"
     for name in PROMETHEUS:
         base = RUN / name
         (base / "data").mkdir(parents=True, exist_ok=True)
         (base / "prometheus.yml").write_text(with_remote_write_url(ha, STORE_WRITE_URL))
-        stack._link(base / "scrape-configs.yml", ROOT / "prometheus/scrape-configs.yml")
-        stack._link(base / "rules", ROOT / "prometheus/rules")
-        stack._link(base / "secrets", SECRETS)
+        common.link(base / "scrape-configs.yml", ROOT / "prometheus/scrape-configs.yml")
+        common.link(base / "rules", ROOT / "prometheus/rules")
+        common.link(base / "secrets", SECRETS)
         _inventory(base / "inventory", targets, targets / "scale")
     agent = RUN / "agent"
     (agent / "data").mkdir(parents=True, exist_ok=True)
     (agent / "agent.yml").write_text(
         with_remote_write_url(ROOT / "prometheus/agent.yml", AGENT_WRITE_URL)
     )
-    stack._link(agent / "scrape-configs.yml", ROOT / "prometheus/scrape-configs.yml")
-    stack._link(agent / "secrets", SECRETS)
+    common.link(agent / "scrape-configs.yml", ROOT / "prometheus/scrape-configs.yml")
+    common.link(agent / "secrets", SECRETS)
     _inventory(agent / "inventory", targets / "remote")
 
 
@@ -235,11 +235,11 @@ def prepare() -> None:
 
 
 def running() -> bool:
-    return stack.supervisor_running(RUN)
+    return common.supervisor_running(RUN)
 
 
 def ctl(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    return stack.ctl(*args, check=check, run=RUN)
+    return common.ctl(*args, check=check, run=RUN)
 
 
 def wait_ready(names: Iterable[str] | None = None, timeout: float = 60.0) -> list[str]:
@@ -248,7 +248,7 @@ def wait_ready(names: Iterable[str] | None = None, timeout: float = 60.0) -> lis
     pending = [c for c in components() if wanted is None or c.name in wanted]
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
-        pending = [c for c in pending if not stack.ready(c)]
+        pending = [c for c in pending if not common.ready(c, run=RUN)]
         if pending:
             time.sleep(0.5)
     return [c.name for c in pending]
@@ -270,21 +270,21 @@ def up(flags: Mapping[str, Sequence[str]] | None = None, timeout: float = 60.0) 
             )
     prepare()
     comps = components(flags)
-    (RUN / "supervisord.conf").write_text(stack.supervisord_conf(comps, run=RUN))
+    (RUN / "supervisord.conf").write_text(common.supervisord_conf(comps, run=RUN))
     if running():
         ctl("update")
         ctl("start", "all")
     else:
-        busy = [f"{c.name}:{c.port}" for c in comps if c.port and stack.port_busy(c.port)]
-        busy += [f"{n} gossip:{g}" for n, (_, g) in ALERTMANAGERS.items() if stack.port_busy(g)]
-        busy += [f"vmauth:{VMAUTH_PORT}"] if stack.port_busy(VMAUTH_PORT) else []
+        busy = [f"{c.name}:{c.port}" for c in comps if c.port and common.port_busy(c.port)]
+        busy += [f"{n} gossip:{g}" for n, (_, g) in ALERTMANAGERS.items() if common.port_busy(g)]
+        busy += [f"vmauth:{VMAUTH_PORT}"] if common.port_busy(VMAUTH_PORT) else []
         if busy:
             raise NativeError(
                 f"ports already in use by something else: {', '.join(busy)} "
                 "(stop it, or `python -m native down` if it is an old scale profile)"
             )
         proc = subprocess.run(
-            [str(stack.SUPERVISORD), "-c", str(RUN / "supervisord.conf")],
+            [str(common.SUPERVISORD), "-c", str(RUN / "supervisord.conf")],
             capture_output=True, text=True, cwd=ROOT,
         )
         if proc.returncode != 0:
@@ -298,7 +298,7 @@ def up(flags: Mapping[str, Sequence[str]] | None = None, timeout: float = 60.0) 
 
 
 def down(timeout: float = 60.0) -> bool:
-    return stack.down(timeout, run=RUN)
+    return common.shutdown(RUN, timeout)
 
 
 def reset_state() -> None:
@@ -324,6 +324,6 @@ def status() -> tuple[bool, str]:
     if not running():
         return False, "scale profile: not running (`python -m native up --profile scale`)"
     lines = [ctl("status").stdout.rstrip()]
-    bad = [c.name for c in components() if not stack.ready(c)]
+    bad = [c.name for c in components() if not common.ready(c, run=RUN)]
     lines.append("scale profile: all ready" if not bad else f"scale profile not ready: {bad}")
     return not bad, "\n".join(lines)

@@ -370,12 +370,20 @@ def stack_health() -> db.Dashboard:
         .with_panel(stat_panel(
             "Exporter backends reachable",
             "Whether each exporter can reach the service it translates (an exporter can "
-            "answer scrapes while its database is down): 1 = reachable.",
+            "answer scrapes while its database is down): 1 = reachable. Elasticsearch: its "
+            "exporter has no up metric and drops the cluster-health series while it cannot "
+            "read them, so 0 means that, or that the exporter itself is not scraped.",
             "short",
             [
                 Q(f"min(pg_up{{{T}}})", "postgres"),
                 Q(f"min(redis_up{{{T}}})", "redis"),
-                Q(f"min(elasticsearch_cluster_health_up{{{T}}})", "elasticsearch"),
+                # elasticsearch_exporter removed elasticsearch_cluster_health_up in v1.7.0
+                # (commit acddc58); at the pinned v1.9.0, collector/cluster_health.go emits
+                # nothing when _cluster/health fails, so the node count is present exactly
+                # while Elasticsearch answers. `or` turns its absence into 0 whenever the
+                # exporter's job has targets (tests/fixtures/elasticsearch-exporter-1.9.0/).
+                Q(f"min(elasticsearch_cluster_health_number_of_nodes{{{T}}} > bool 0)"
+                  f' or min(up{{{T}, job="elasticsearch"}}) * 0', "elasticsearch"),
             ],
             span=12, thresholds=((None, "red"), (1, "green")),
             mappings={"0": ("DOWN", "red"), "1": ("UP", "green")}))

@@ -1,0 +1,231 @@
+"""What every part of the native run shares: paths, the process record, supervisor control.
+
+The base run (native/stack.py), the workload's dependencies (native/deps.py) and the scale
+profile (native/scale.py) import this module and never each other's internals, so there is
+no import cycle; the command line (native/cli.py) is the only module that knows them all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / ".run"
+LOGS = RUN / "logs"
+TOOLS = ROOT / ".tools" / "bin"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+SUPERVISORD = VENV_BIN / "supervisord"
+SUPERVISORCTL = VENV_BIN / "supervisorctl"
+HOST = "127.0.0.1"
+# Flags every native Prometheus shares (the base run and the scale profile's pair), as in
+# compose.yaml: reload over HTTP, exemplars, and firing alerts re-sent every evaluation
+# (docs/alerting.md, "First notification after a start").
+PROMETHEUS_FLAGS = ("--web.enable-lifecycle --enable-feature=exemplar-storage"
+                    " --rules.alert.resend-delay=10s")
+
+
+class NativeError(RuntimeError):
+    """A problem worth one line to the user (no stack trace)."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One supervised process."""
+
+    name: str  # supervisor program name
+    port: int
+    ready_path: str  # HTTP path answering 200 when the process is ready
+    command: str
+    title: str
+    ui_path: str = "/"
+    cwd: Path = ROOT
+    environment: tuple[tuple[str, str], ...] = ()
+    probe: Callable[[], bool] | None = None  # readiness in the server's own protocol
+    url: str = ""  # shown in the banner instead of http://host:port/ui_path
+    also_listens: tuple[int, ...] = ()
+    stopsignal: str = "TERM"
+    autostart: bool = True  # False: started by hand once what it needs answers
+
+
+# --- files under .run/ ---------------------------------------------------------------------
+
+
+def link(path: Path, target: Path) -> None:
+    """Make `path` a relative symlink to `target` (replacing an old link, file or directory)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    path.symlink_to(os.path.relpath(target, path.parent))
+
+
+def require(path: Path, hint: str) -> Path:
+    if not path.exists():
+        raise NativeError(f"{path.relative_to(ROOT)}: missing ({hint})")
+    return path
+
+
+def write_sink_urls(secrets_dir: Path, sink_url: str) -> list[str]:
+    """Point every *url* secret at the sink: http://<sink>/<file-stem-derived receiver>.
+
+    alertmanager/secrets.example/ holds one file per receiver URL; its content is the URL the
+    receiver posts to. Natively every receiver posts to the webhook sink, so the example URL is
+    rewritten to the sink, keeping its path (the receiver name) when the example has one.
+    """
+    written = []
+    for path in sorted(secrets_dir.iterdir()):
+        if not path.is_file() or "url" not in path.name:
+            continue
+        example = path.read_text().strip()
+        receiver = example.rstrip("/").rsplit("/", 1)[-1] if "://" in example else ""
+        if not receiver or ":" in receiver:
+            receiver = path.stem.replace("_url", "").replace("-url", "")
+        path.write_text(f"{sink_url.rstrip('/')}/{receiver}\n")
+        written.append(path.name)
+    return written
+
+
+def prepare_alertmanager(sink_url: str, base: Path, am: Path = ROOT / "alertmanager") -> None:
+    """`base`: config and templates linked from `am`, secrets copied, receivers -> the sink."""
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    link(base / "alertmanager.yml", require(am / "alertmanager.yml", "written by the rules work"))
+    if (am / "templates").is_dir():
+        link(base / "templates", am / "templates")
+    example = am / "secrets.example"
+    secrets = base / "secrets"
+    if secrets.exists():
+        shutil.rmtree(secrets)
+    if example.is_dir():
+        shutil.copytree(example, secrets)
+        write_sink_urls(secrets, sink_url)
+    else:
+        secrets.mkdir()
+    # Secrets stay private to the user running the stack.
+    secrets.chmod(0o700)
+    for path in secrets.iterdir():
+        path.chmod(0o600)
+
+
+# --- supervisor ----------------------------------------------------------------------------
+
+
+def _env_value(value: str) -> str:
+    """A supervisor environment= value: quoted, with % and " escaped."""
+    return '"' + value.replace("%", "%%").replace('"', '\\"') + '"'
+
+
+def supervisord_conf(comps: Iterable[Component], run: Path = RUN) -> str:
+    """supervisord config for `comps`, with its socket, pid file and logs under `run`
+    (.run/ for the native run, .run/scale/ for the scale profile)."""
+    logs = run / "logs"
+    lines = [
+        "; Generated by `python -m native up` - edit native/ instead.",
+        "[unix_http_server]",
+        f"file={run / 'supervisor.sock'}",
+        "chmod=0700",
+        "",
+        "[supervisord]",
+        f"logfile={logs}/supervisord.log",
+        f"pidfile={run / 'supervisord.pid'}",
+        f"directory={ROOT}",
+        "logfile_maxbytes=5MB",
+        "logfile_backups=1",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{run / 'supervisor.sock'}",
+        "",
+    ]
+    for prio, comp in enumerate(comps, start=10):
+        env = [("PYTHONUNBUFFERED", "1"), ("PATH", f"{VENV_BIN}:{TOOLS}:/usr/bin:/bin"),
+               *comp.environment]
+        lines += [
+            f"[program:{comp.name}]",
+            f"command={comp.command}",
+            f"directory={comp.cwd}",
+            f"priority={prio}",
+            f"autostart={'true' if comp.autostart else 'false'}",
+            # Restart after a crash, but not after a clean exit or `supervisorctl stop`.
+            "autorestart=unexpected",
+            "startsecs=2",
+            "startretries=2",
+            f"stopsignal={comp.stopsignal}",
+            "stopasgroup=true",
+            "killasgroup=true",
+            # Prometheus flushes its head block on SIGTERM; give it time.
+            "stopwaitsecs=30",
+            "redirect_stderr=true",
+            f"stdout_logfile={logs}/{comp.name}.log",
+            "stdout_logfile_maxbytes=10MB",
+            "stdout_logfile_backups=1",
+            "environment=" + ",".join(f"{k}={_env_value(v)}" for k, v in env),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def ctl(*args: str, check: bool = False, run: Path = RUN) -> subprocess.CompletedProcess[str]:
+    """Run supervisorctl against the native run's socket (or the one under `run`)."""
+    proc = subprocess.run(
+        [str(SUPERVISORCTL), "-c", str(run / "supervisord.conf"), *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=90,
+    )
+    if check and proc.returncode != 0:
+        detail = f"{proc.stdout.strip()} {proc.stderr.strip()}".strip()
+        raise NativeError(f"supervisorctl {' '.join(args)}: {detail}")
+    return proc
+
+
+def supervisor_running(run: Path = RUN) -> bool:
+    if not (run / "supervisor.sock").exists() or not (run / "supervisord.conf").exists():
+        return False
+    # `pid` prints supervisord's pid when it answers on the socket.
+    out = ctl("pid", run=run)
+    return out.returncode == 0 and out.stdout.strip().isdigit()
+
+
+def ready(comp: Component, timeout: float = 2.0, run: Path = RUN) -> bool:
+    if comp.probe is not None:
+        return comp.probe()
+    if not comp.port:
+        status = ctl("status", comp.name, run=run)
+        return "RUNNING" in status.stdout
+    try:
+        resp = httpx.get(f"http://{HOST}:{comp.port}{comp.ready_path}", timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return resp.status_code == 200
+
+
+def port_busy(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def shutdown(run: Path = RUN, timeout: float = 60.0) -> bool:
+    """Stop every process under `run` and supervisord itself. False if nothing was running."""
+    if not supervisor_running(run):
+        return False
+    pid = int(ctl("pid", run=run).stdout.strip())
+    ctl("shutdown", run=run)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    raise NativeError(f"supervisord (pid {pid}) still running after {timeout:.0f}s")
