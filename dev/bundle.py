@@ -3,14 +3,19 @@
     python -m dev.bundle [--out DIR]
 
 Contents (one top-level directory named like the tarball):
-  the tracked configs (compose files, prometheus/, alertmanager/, grafana/, fluent-bit/,
-  jaeger/, elasticsearch/, exporters/, workload/, tools/, Makefile, docs),
+  every file tracked by git except the development-only areas (DEV_ONLY below: dev/,
+  tests/, native/, the CI and the dashboards' code generator): what an operator runs on a
+  host (tools/) and every config, doc and the workload's source ship without a list to
+  keep up to date; a new folder ships once it is committed,
   rendered/compose.local.yaml and rendered/compose.staging.yaml: `docker compose config`
   output (defaults applied, relative paths kept) for review and diffing between releases,
   install.sh: makes the secrets, runs the doctor, then `make up` with the staging overlay,
   VERSION and SHA256SUMS (`sha256sum -c SHA256SUMS` verifies the unpacked tree).
-Never included: secrets/, .env, local state (.venv, .tools, .run), tests.
+Never included: secrets/, .env, local state (.venv, .tools, .run) (all git-ignored).
+A file under a shipped folder that git does not track (a new rules file not yet added)
+stops the build with one line naming it: the bundle is what the commit holds.
 The archive is reproducible: sorted entries, owner 0, mtime of the last commit.
+`make bundle` lints first: a config that fails lint never ships.
 """
 
 from __future__ import annotations
@@ -29,31 +34,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 NAME = "apollonia-observability"
-INCLUDE = (
-    "compose.yaml",
-    "compose.staging.yaml",
-    # The scale profile and a remote host's agent profile (README "Scaling out").
-    "compose.scale.yaml",
-    "compose.agent.yaml",
-    ".env.example",
-    "Makefile",
-    "README.md",
-    "pyproject.toml",
-    ".yamllint",
-    "docs/",
-    "prometheus/",
-    "alertmanager/",
-    "grafana/provisioning/",
-    "grafana/dashboards/",
-    "grafana/scale/",
-    "victoriametrics/",
-    "fluent-bit/",
-    "jaeger/",
-    "elasticsearch/",
-    "exporters/",
-    "workload/",
-    "tools/",
+# Development only (the tools/ vs dev/ split): never shipped. Everything else git tracks is.
+DEV_ONLY = (
+    "dev/",  # bootstrap, lint, the SLO generator, this builder, benchmarks
+    "tests/",
+    "native/",  # the native run (development machines without Docker)
+    ".github/",
+    ".ci/",
+    ".gitignore",
+    "grafana/codegen/",  # dashboards as code: the generated JSON ships
+    "grafana/__init__.py",
 )
+# git pathspecs: the whole tree without the development-only areas.
+SHIPPED = (".", *[f":(exclude){p}" for p in DEV_ONLY])
 RENDERS = {
     "rendered/compose.local.yaml": (["compose.yaml"], ["demo"]),
     "rendered/compose.staging.yaml": (["compose.yaml", "compose.staging.yaml"], []),
@@ -67,6 +60,10 @@ INSTALL_SH = """#!/bin/sh
 # See README, "Deploying to a staging host".
 set -eu
 cd "$(dirname "$0")"
+if [ ! -f SHA256SUMS ]; then
+    echo "install: SHA256SUMS is missing: unpack the whole tarball again" >&2
+    exit 1
+fi
 if ! sha256sum --quiet -c SHA256SUMS; then
     echo "install: checksum mismatch: the bundle was altered or truncated" >&2
     exit 1
@@ -92,14 +89,31 @@ def _git(*args: str) -> str:
 
 
 def version() -> str:
-    base = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    try:
+        base = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"pyproject.toml: no [project] version to name the bundle ({exc})") \
+            from exc
     rev = _git("rev-parse", "--short=10", "HEAD").strip()
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *INCLUDE).strip()
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *SHIPPED).strip()
     return f"{base}-g{rev}{'-dirty' if dirty else ''}"
 
 
+def untracked() -> list[str]:
+    """Files under the shipped folders that git does not track (and does not ignore)."""
+    out = _git("ls-files", "-z", "--others", "--exclude-standard", "--", *SHIPPED,
+               ":(exclude)dist")
+    return sorted(f for f in out.split("\0") if f)
+
+
 def files() -> list[str]:
-    tracked = _git("ls-files", "-z", "--", *INCLUDE).split("\0")
+    new = untracked()
+    if new:
+        more = f" and {len(new) - 5} more" if len(new) > 5 else ""
+        raise BundleError(
+            f"not in git, so not shipped: {', '.join(new[:5])}{more}; git add them (or remove "
+            "them), commit, and build again")
+    tracked = _git("ls-files", "-z", "--", *SHIPPED).split("\0")
     return sorted(f for f in tracked if f and (REPO / f).is_file())
 
 
@@ -185,7 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         target = build(args.out)
-    except (BundleError, OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"bundle: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (BundleError, subprocess.TimeoutExpired) as exc:
         print(
             f"bundle: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}",
             file=sys.stderr,

@@ -8,10 +8,14 @@ Docker's data root against the Elasticsearch disk watermarks compose sets,
 vm.max_map_count, that the published ports are free (or held by this stack), which
 kind of host this is (Linux, Docker Desktop, WSL, rootless) and whether
 node-exporter's mount propagation works there, that cAdvisor's Docker root and
-socket are the engine's, that the secrets exist, and that every config the
-containers mount is readable by their users. A failing line says how to fix it.
-Exit status 1 when any check fails. Runs anywhere: without a Docker engine it says
+socket are the engine's, that the secrets exist and are not empty, and that every
+config the containers mount is readable by their users. A failing line says how to fix
+it. A check that cannot run because an earlier one failed (no engine to ask, no Compose
+to render the stack) is a SKIP line naming that cause, not a second FAIL with a wrong
+fix. Exit status 1 when any check fails. Runs anywhere: without a Docker engine it says
 so and still checks the rest.
+
+    python -m tools.doctor --engine    # only the engine line (what `make up` asks first)
 
 Every input comes through `Host` (docker info, /proc files, disk usage, the ports
 this stack already holds), so the checks are tested without Docker.
@@ -58,11 +62,16 @@ class Result:
     ok: bool
     detail: str
     fix: str = ""
+    skipped: bool = False  # not checked: an earlier FAIL (named in detail) prevents it
 
     def line(self) -> str:
-        status = "PASS" if self.ok else "FAIL"
+        status = "SKIP" if self.skipped else "PASS" if self.ok else "FAIL"
         text = f"{status}  {self.name}: {self.detail}"
         return text if self.ok or not self.fix else f"{text} -> fix: {self.fix}"
+
+
+def skipped(name: str, cause: str) -> Result:
+    return Result(name, True, f"not checked: {cause}", skipped=True)
 
 
 def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess[str] | None:
@@ -142,25 +151,53 @@ def root_is_shared(mountinfo: str | None) -> bool:
 # --- Docker and Compose ----------------------------------------------------------------
 
 
+ENGINE_FIX = (
+    "start it (sudo systemctl start docker) and make sure this user may use it (docker "
+    "group or DOCKER_HOST); or run the bundle without Docker: make up-native"
+)
+
+
+def engine_fix(message: str) -> str:
+    """The fix for docker's own message about an engine it cannot reach."""
+    text = message.lower()
+    if "permission denied" in text:
+        return ("let this user use the engine's socket: sudo usermod -aG docker $USER, then "
+                "log out and in again (or use rootless Docker); or run the bundle without "
+                "Docker: make up-native")
+    if "is the docker daemon running" in text or "no such file" in text:
+        return ("start the engine: sudo systemctl start docker (Docker Desktop: start the "
+                "app); or run the bundle without Docker: make up-native")
+    return ENGINE_FIX
+
+
 def check_docker(docker: str | None) -> tuple[Result, dict[str, Any]]:
     if docker is None:
         return Result(
             "docker engine",
             False,
             "docker CLI not found",
-            "install Docker Engine >= 24 (https://docs.docker.com/engine/install/)",
+            "install Docker Engine >= 24 (https://docs.docker.com/engine/install/); or run "
+            "the bundle without Docker: make up-native",
         ), {}
     proc = _run([docker, "info", "--format", "{{json .}}"])
-    if proc is None or proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or ["no answer"])[-1] if proc else "timed out"
+    info: dict[str, Any] = {}
+    if proc is not None and proc.returncode == 0:
+        try:
+            info = json.loads(proc.stdout or "{}")
+        except ValueError:
+            info = {}
+    # docker's own message: on stderr with a non-zero exit, or (some CLI versions) in the
+    # JSON's ServerErrors with exit 0 and an empty ServerVersion.
+    errors = [str(e) for e in (info.get("ServerErrors") or []) if e] if info else []
+    if proc is None or proc.returncode != 0 or errors or not info.get("ServerVersion"):
+        if proc is None:
+            why = "`docker info` did not answer in 15 s"
+        else:
+            lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+            why = (errors or lines or ["no answer"])[-1]
         return Result(
-            "docker engine",
-            False,
-            f"no Docker engine reachable ({why})",
-            "start it (sudo systemctl start docker) and make sure this user may use it "
-            "(docker group or DOCKER_HOST); `make up` falls back to the native run meanwhile",
+            "docker engine", False, f"no Docker engine reachable: {why}", engine_fix(why)
         ), {}
-    info = json.loads(proc.stdout or "{}")
     version = _version(str(info.get("ServerVersion", ""))) or (0,)
     ok = version >= MIN_DOCKER
     return Result(
@@ -171,18 +208,22 @@ def check_docker(docker: str | None) -> tuple[Result, dict[str, Any]]:
     ), info
 
 
-def check_compose(docker: str | None, root: Path) -> Result:
+def check_compose(docker: str | None, root: Path) -> tuple[Result, list[str] | None]:
     """The Compose plugin, else the standalone build `make up` falls back to (COMPOSE_BIN
-    in the Makefile)."""
+    in the Makefile); and the command that works, for rendering the stack."""
     standalone = root / ".tools" / "bin" / "docker-compose"
     found = str(standalone) if standalone.exists() else shutil.which("docker-compose")
-    candidates = [("plugin", [docker, "compose"], "upgrade the docker-compose-plugin package")]
+    candidates = []
+    if docker:
+        candidates.append(
+            ("plugin", [docker, "compose"], "upgrade the docker-compose-plugin package")
+        )
     if found:
         candidates.append(
             (f"standalone {found}", [found], "install the docker-compose-plugin package")
         )
     for what, cmd, fix in candidates:
-        proc = _run([*cmd, "version", "--short"]) if cmd[0] else None
+        proc = _run([*cmd, "version", "--short"])
         if proc is not None and proc.returncode == 0:
             version = _version(proc.stdout) or (0,)
             return Result(
@@ -190,23 +231,25 @@ def check_compose(docker: str | None, root: Path) -> Result:
                 version >= MIN_COMPOSE,
                 f"{what} {_fmt(version)} (need >= {_fmt(MIN_COMPOSE)})",
                 fix,
-            )
+            ), cmd
+    # Without the plugin, `docker compose` is an unknown command to docker ("unknown
+    # flag: --short"): say what is missing, not docker's parse error.
     return Result(
         "docker compose",
         False,
-        "neither the `docker compose` plugin nor a standalone docker-compose",
+        "neither the `docker compose` plugin nor a standalone docker-compose is installed",
         "install the docker-compose-plugin package (Compose >= 2.20)",
-    )
+    ), None
 
 
 # --- what the stack asks of the host -----------------------------------------------------
 
 
-def render(root: Path, files: list[str], profiles: list[str]) -> dict[str, Any] | str:
+def render(root: Path, files: list[str], profiles: list[str],
+           compose: list[str] | None = None) -> dict[str, Any] | str:
     """The stack as Compose resolves it, or why it could not be rendered."""
-    candidates = [["docker", "compose"], [str(root / ".tools" / "bin" / "docker-compose")]]
-    if shutil.which("docker-compose"):
-        candidates.append(["docker-compose"])
+    candidates = [compose] if compose else [["docker", "compose"],
+                                            [str(root / ".tools" / "bin" / "docker-compose")]]
     error = "no Compose CLI found to render it"
     for binary in candidates:
         cmd = [*binary, "--project-directory", str(root)]
@@ -216,7 +259,10 @@ def render(root: Path, files: list[str], profiles: list[str]) -> dict[str, Any] 
             cmd += ["--profile", p]
         proc = _run([*cmd, "config", "--format", "json"], timeout=60)
         if proc is not None and proc.returncode == 0:
-            return json.loads(proc.stdout)
+            try:
+                return json.loads(proc.stdout)
+            except ValueError:
+                return "Compose printed something that is not JSON"
         if proc is not None and "unknown command" not in proc.stderr:
             error = (proc.stderr.strip().splitlines() or ["failed"])[-1]
     return error
@@ -331,6 +377,10 @@ def published_ports(cfg: Mapping[str, Any]) -> list[tuple[str, str, int]]:
 def port_free(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
+        # As docker-proxy and every Go server bind: a connection to the port that closed in
+        # the last minute (TIME_WAIT, e.g. after `make down` or a backup's API calls) does
+        # not hold it; only a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -403,31 +453,25 @@ def check_host(host: Host) -> Result:
 
 
 def check_propagation(cfg: Mapping[str, Any], host: Host) -> Result:
+    """node-exporter's bind of / must leave the propagation to the engine: it refuses any
+    mode but rslave/rshared for a bind that contains its data root (moby@v28.5.2
+    daemon/volumes_linux.go), and rslave fails where / is not a shared or slave mount."""
     bind = _bind(cfg, "node-exporter", "/host")
     if not bind:
         return Result("node-exporter mounts", True, "node-exporter does not mount the host root")
-    mode = (bind.get("bind") or {}).get("propagation") or "rprivate"
-    kind = host_kind(host)
-    possible = kind == "linux" and root_is_shared(host.mountinfo)
-    if mode in ("rslave", "slave", "rshared", "shared") and not possible:
-        why = {
-            "docker-desktop": "Docker Desktop",
-            "wsl": "WSL",
-            "rootless": "rootless Docker",
-        }.get(kind, "a host whose / is not a shared mount")
+    mode = (bind.get("bind") or {}).get("propagation")
+    if mode:
         return Result(
             "node-exporter mounts",
             False,
-            f"/ is mounted with propagation {mode}, which fails on {why} "
-            "(path / is not a shared or slave mount)",
-            "remove HOST_ROOT_PROPAGATION from .env (rprivate, the default, works everywhere)",
+            f"/ is bound with propagation {mode}: the engine refuses rprivate for a bind that "
+            "contains its data root, and rslave where / is not a shared mount",
+            "remove the propagation from node-exporter's bind of / (the engine then picks "
+            "rslave where / is shared, private elsewhere)",
         )
-    note = (
-        "; HOST_ROOT_PROPAGATION=rslave in .env would also show filesystems mounted later"
-        if possible and mode == "rprivate"
-        else ""
-    )
-    return Result("node-exporter mounts", True, f"/ with propagation {mode}{note}")
+    shared = host_kind(host) == "linux" and root_is_shared(host.mountinfo)
+    how = "rslave: / is shared" if shared else "private: / is not a shared mount"
+    return Result("node-exporter mounts", True, f"/ with the engine's propagation ({how})")
 
 
 def check_docker_root(cfg: Mapping[str, Any], host: Host) -> Result:
@@ -466,9 +510,18 @@ def check_docker_socket(cfg: Mapping[str, Any], host: Host) -> Result:
     return Result("docker socket", True, f"{source} exists")
 
 
+def _reads_anything(svc: Mapping[str, Any]) -> bool:
+    """Root with CAP_DAC_READ_SEARCH (volume-init, cAdvisor) reads files whatever their mode."""
+    root_user = str(svc.get("user") or "0").split(":")[0] in ("0", "root")
+    return root_user and "DAC_READ_SEARCH" in (svc.get("cap_add") or [])
+
+
 def mounted_paths(cfg: Mapping[str, Any], root: Path) -> list[Path]:
+    """The repository's files that containers read through bind mounts or secrets."""
     paths = set()
     for svc in cfg.get("services", {}).values():
+        if _reads_anything(svc):
+            continue
         for vol in svc.get("volumes") or []:
             if vol.get("type") == "bind" and Path(vol["source"]).is_relative_to(root):
                 paths.add(Path(vol["source"]))
@@ -478,17 +531,51 @@ def mounted_paths(cfg: Mapping[str, Any], root: Path) -> list[Path]:
     return sorted(paths)
 
 
-def check_secrets(paths: list[Path], root: Path) -> Result:
-    missing = [str(p.relative_to(root)) for p in paths if p.is_relative_to(root / "secrets")]
-    missing = [m for m in missing if not (root / m).exists()]
+def _empty(path: Path) -> bool:
+    try:
+        return not path.read_bytes().strip()
+    except OSError:
+        return False
+
+
+def check_secrets(paths: list[Path], root: Path, can_hash: bool | None = None) -> Result:
+    """Every secret file the stack mounts exists and is not empty. The staging web configs
+    need bcrypt to be made: without it, `make secrets` cannot help and the fix says so."""
+    rels = [str(p.relative_to(root)) for p in paths if p.is_relative_to(root / "secrets")]
+    missing = [m for m in rels if not (root / m).exists()]
+    empty = [m for m in rels if (root / m).is_file() and _empty(root / m)]
     if missing:
+        hashed = [m for m in missing if m.endswith("web-config.yml")]
+        if hashed and (can_hash is None and not _bcrypt_available() or can_hash is False):
+            return Result(
+                "secrets",
+                False,
+                f"missing {', '.join(missing)}: the web configs need a bcrypt hash and this "
+                "host has no bcrypt",
+                "apt install python3-bcrypt (or apache2-utils for htpasswd), then make secrets",
+            )
         return Result(
             "secrets",
             False,
             f"missing {', '.join(missing)}",
             "make secrets (random values; or write your own into those files first)",
         )
-    return Result("secrets", True, "every secret file the stack mounts exists")
+    if empty:
+        return Result(
+            "secrets",
+            False,
+            f"empty: {', '.join(empty)} (a container would start with an empty password)",
+            "delete them and run make secrets (new random values), or write the values in",
+        )
+    return Result("secrets", True, "every secret file the stack mounts exists and is not empty")
+
+
+def _bcrypt_available() -> bool:
+    try:
+        from tools.secrets import bcrypt_available
+    except ImportError:
+        return False
+    return bcrypt_available()
 
 
 def _unreadable(path: Path) -> list[Path]:
@@ -537,27 +624,46 @@ def check_ownership(paths: list[Path], root: Path) -> Result:
 # --- main -------------------------------------------------------------------------------------
 
 
+CFG_CHECKS = ("memory", "disk", "ports", "node-exporter mounts", "docker root",
+              "docker socket", "secrets", "file permissions")
+ENGINE_CHECKS = ("host", "node-exporter mounts", "docker root", "docker socket")
+
+
 def run_checks(
     root: Path, files: list[str], profiles: list[str], host: Host | None = None
 ) -> list[Result]:
     docker = shutil.which("docker")
     engine, info = check_docker(docker)
-    results = [engine, check_compose(docker, root)]
-    cfg = render(root, files, profiles)
+    compose_result, compose = check_compose(docker, root)
+    results = [engine, compose_result]
+    if compose is None:
+        cause = "needs Compose to render the stack (see `docker compose` above)"
+        results.append(skipped("compose config", cause))
+        results.append(check_max_map_count(_read("/proc/sys/vm/max_map_count")))
+        return results + [skipped(name, cause) for name in CFG_CHECKS]
+    cfg = render(root, files, profiles, compose)
     if isinstance(cfg, str):
         results.append(
             Result(
                 "compose config",
                 False,
                 f"{' + '.join(files)} does not render: {cfg}",
-                "install the Compose plugin, or correct the file named in the error",
+                "correct the file and line named in the error",
             )
         )
-        return results
+        cause = "needs the compose config (see `compose config` above)"
+        results.append(check_max_map_count(_read("/proc/sys/vm/max_map_count")))
+        return results + [skipped(name, cause) for name in CFG_CHECKS]
     if host is None:
         host = Host(info=info, own_ports=own_ports(docker, str(cfg.get("name") or "")))
     results.append(Result("compose config", True, f"{' + '.join(files)} renders"))
-    results += host_checks(cfg, host, root)
+    checks = host_checks(cfg, host, root)
+    if not host.info:
+        # Nothing to ask about the kind of host, its data root or socket: those lines
+        # would repeat the engine's FAIL with fixes that do not apply.
+        cause = "needs the Docker engine (see `docker engine` above)"
+        checks = [skipped(r.name, cause) if r.name in ENGINE_CHECKS else r for r in checks]
+    results += checks
     paths = mounted_paths(cfg, root)
     results.append(check_secrets(paths, root))
     results.append(check_ownership([p for p in paths if p.exists()], root))
@@ -593,7 +699,13 @@ def main(argv: list[str] | None = None) -> int:
         "-f", "--file", action="append", dest="files", help="compose file (as make up uses)"
     )
     parser.add_argument("--profile", action="append", dest="profiles", help="compose profile")
+    parser.add_argument("--engine", action="store_true",
+                        help="check only that a Docker engine answers (make up asks this first)")
     args = parser.parse_args(argv)
+    if args.engine:
+        engine, _ = check_docker(shutil.which("docker"))
+        print(engine.line())
+        return 0 if engine.ok else 1
     root = args.root.resolve()
     if not (root / "compose.yaml").is_file():
         print(f"doctor: {root / 'compose.yaml'}: not found", file=sys.stderr)
@@ -604,11 +716,17 @@ def main(argv: list[str] | None = None) -> int:
         files, profiles = args.files, args.profiles or []
     else:
         files, profiles = ["compose.yaml"], os.environ.get("PROFILES", "demo").split()
+    missing = [f for f in files if not (root / f).is_file()]
+    if missing:
+        print(f"doctor: {root / missing[0]}: not found", file=sys.stderr)
+        return 2
     results = run_checks(root, files, profiles)
     for r in results:
         print(r.line())
     failed = sum(not r.ok for r in results)
-    print(f"doctor: {len(results) - failed} passed, {failed} failed")
+    skips = sum(r.skipped for r in results)
+    extra = f", {skips} skipped (see the FAIL line each names)" if skips else ""
+    print(f"doctor: {len(results) - failed - skips} passed, {failed} failed{extra}")
     return 1 if failed else 0
 
 

@@ -24,8 +24,10 @@ mode 0400 (Elasticsearch refuses anything but 0400/0600). Files an earlier versi
 wrote world-readable are tightened to 0600 (contents never change).
 
 A directory where a file belongs (Docker creates one when the stack is started
-before `make secrets` with an old short-syntax bind) is reported as one line with
-the fix; nothing is written until the layout is sound.
+before `make secrets` with an old short-syntax bind), an existing secret that is empty
+or not UTF-8 text, or a folder you cannot write to is reported as one line with the
+fix; nothing is written until all of that is sound. Should a write still fail (a full
+disk), the line says which files were created before it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import argparse
 import os
 import secrets as random_source
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -71,6 +74,15 @@ class SecretsError(Exception):
 def random_password() -> str:
     # URL-safe, so it can sit in a URL's userinfo (healthchecks) without escaping.
     return random_source.token_urlsafe(24)
+
+
+def bcrypt_available() -> bool:
+    """True when bcrypt_hash can hash (the staging web configs need it)."""
+    try:
+        import bcrypt  # noqa: F401
+    except ImportError:
+        return shutil.which("htpasswd") is not None
+    return True
 
 
 def bcrypt_hash(password: str) -> str | None:
@@ -148,10 +160,45 @@ def check_layout(out: Path, repo: Path) -> None:
 
 
 def _read(path: Path) -> str:
-    value = path.read_text().strip()
+    try:
+        value = path.read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise SecretsError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "write the value as UTF-8 text, or delete the file to get a new random value"
+        ) from exc
     if not value:
-        raise SecretsError(f"{path}: file is empty; delete it to get a new random value")
+        raise SecretsError(f"{path}: file is empty; delete it to get a new random value, "
+                           "or write the value into it")
     return value
+
+
+def check_existing(out: Path, repo: Path) -> None:
+    """Every secret that is already there must be a usable value: not empty (an empty
+    password file would be taken as present), UTF-8 text."""
+    for rel in expected_files(repo):
+        p = out / rel
+        if p.is_file():
+            _read(p)
+
+
+def check_writable(out: Path, repo: Path) -> None:
+    """Each missing file's nearest existing folder must be writable by this user (checked
+    before anything is written: no half-made secrets/)."""
+    for rel in expected_files(repo):
+        p = out / rel
+        if p.exists():
+            continue
+        folder = p.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not os.access(folder, os.W_OK | os.X_OK):
+            st = folder.stat()
+            raise SecretsError(
+                f"{folder}: not writable by you (owner uid {st.st_uid}, mode "
+                f"{stat.S_IMODE(st.st_mode):04o}), so {rel} cannot be created; make it yours "
+                f"(sudo chown -R {os.getuid()} {out}), then run make secrets again"
+            )
 
 
 def ensure(root: Path, repo: Path | None = None, notes: list[str] | None = None) -> list[str]:
@@ -161,13 +208,27 @@ def ensure(root: Path, repo: Path | None = None, notes: list[str] | None = None)
     """
     repo = root if repo is None else repo
     if not root.is_dir():
-        raise SecretsError(f"{root}: no such directory")
+        raise SecretsError(f"{root}: {'not a directory' if root.exists() else 'no such directory'}")
     out = root / "secrets"
     if out.exists() and not out.is_dir():
         raise SecretsError(f"{out}: exists but is not a directory")
     check_layout(out, repo)
-    _mkdir(out)
+    check_existing(out, repo)
+    check_writable(out, repo)
     created: list[str] = []
+    try:
+        _ensure(out, repo, root, created, notes)
+    except OSError as exc:
+        where = exc.filename or out
+        made = ", ".join(created) if created else "nothing"
+        raise SecretsError(f"{where}: {exc.strerror}; created before that: {made} (kept; "
+                           "fix the cause and run make secrets again)") from exc
+    return created
+
+
+def _ensure(out: Path, repo: Path, root: Path, created: list[str],
+            notes: list[str] | None) -> None:
+    _mkdir(out)
 
     for name in PASSWORDS:
         # No trailing newline: not every consumer trims password files.
@@ -224,7 +285,6 @@ def ensure(root: Path, repo: Path | None = None, notes: list[str] | None = None)
                 os.chmod(dst, FILE_MODE)
             else:
                 _write_new(dst, src.read_text(), created, root)
-    return created
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         created = ensure(args.root.resolve(), notes=notes)
     except (SecretsError, OSError, subprocess.CalledProcessError) as exc:
         print(f"secrets: {exc}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as exc:  # a template (repository file) that is not UTF-8
+        print(f"secrets: a template is not UTF-8 text: {exc}", file=sys.stderr)
         return 1
     if created:
         print("secrets: created (random, git-ignored; values not shown):")

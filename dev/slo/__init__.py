@@ -6,5 +6,5 @@
 Modules: `spec` reads and validates the spec, `rules` writes prometheus/rules/slo.yml,
 `model` is an independent model of those rules (the SRE workbook's arithmetic plus
 Prometheus' rate() extrapolation), `unit_tests` turns the model's predictions into the
-promtool tests, `docs` writes the tables in docs/alerting.md and README.md.
+promtool tests, `docs` writes the tables in docs/alerting.md.
 """

@@ -16,11 +16,20 @@ the other, each seeing the samples the previous ones wrote in the same evaluatio
 
 A last group, evaluated once a minute, computes the 30-day budget from the recorded
 5-minute rates.
+
+Every value from the spec (labels, annotations, queries, numbers) goes through the YAML
+serializer: a summary that starts with `{{` or holds `: ` or ` #` stays one string. The
+comments between the rules are this generator's own text; numbers are written in the
+shortest form that reads back as the same float (an objective of 99.99995 stays 0.9999995).
 """
 
 from __future__ import annotations
 
-from .model import BUDGET_FOR, RAW_MAX, threshold
+from typing import Any
+
+import yaml
+
+from .model import BUDGET_FOR, GUARD, MIN_BAD_EVENTS, RAW_MAX, threshold
 from .spec import Pair, Slo, Spec, duration
 
 HEADER = """\
@@ -43,34 +52,68 @@ HEADER = """\
 #
 # Each alert is one window pair: it fires while the long AND the short window burn
 # faster than the pair's factor (the short one ends the alert soon after a recovery)
-# AND the long window holds at least `min_events` events (one failure out of two
-# requests at night is not an outage). Its `window` label names the pair ("1h/5m").
+# AND the short window holds at least 2 bad events (> 1.5: rate() extrapolates one to at
+# most 1.25): a lone failed request never pages, whatever the traffic, the objective or
+# the age of the series (docs/alerting.md, "The lone-failure guard"). Its `window` label
+# names the pair ("1h/5m").
 # No `for`: the long window already needs minutes of errors before it crosses, and a
 # `for` would only delay the page.
 """
+
+
+class _Flow(dict):
+    """A mapping written on one line: `{service: api, slo: availability}`."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block sequences indented under their key (yamllint's default), multi-line strings
+    as literal blocks, short label sets in flow style."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def _flow(dumper: yaml.SafeDumper, value: _Flow) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", dict(value), flow_style=True)
+
+
+_Dumper.add_representer(str, _str)
+_Dumper.add_representer(_Flow, _flow)
+
+
+def dump(node: Any, indent: int = 0) -> str:
+    """YAML of `node` (no trailing newline), every line indented by `indent` spaces."""
+    text = yaml.dump(node, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True,
+                     default_flow_style=False)
+    pad = " " * indent
+    return "\n".join(pad + line if line else line for line in text.rstrip("\n").split("\n"))
+
+
+def _comment(text: str, indent: int) -> str:
+    """`# text` on one line (whitespace of spec-provided text collapsed)."""
+    return " " * indent + "# " + " ".join(text.split())
+
+
+def num(v: float) -> str:
+    """The shortest decimal that reads back as the same float (after rounding away the
+    last bits of float arithmetic): 0.0144, 0.9999995, 5e-07, 14.4, 1."""
+    v = round(float(v), 12)
+    if v.is_integer() and abs(v) < 2**53:
+        return str(int(v))
+    return repr(v)
 
 
 def _sel(slo: Slo) -> str:
     return f'{{service="{slo.service}", slo="{slo.name}"}}'
 
 
-def _num(v: float) -> str:
-    return f"{round(v, 12):g}"
-
-
-def _block(text: str, indent: int) -> str:
-    pad = " " * indent
-    return "\n".join(pad + line for line in text.splitlines())
-
-
-def _record(name: str, slo: Slo, expr: str, comment: str = "") -> str:
-    head = f"      # {comment}\n" if comment else ""
-    if "\n" in expr or len(expr) > 100:
-        body = f"        expr: |\n{_block(expr, 10)}"
-    else:
-        body = f"        expr: {expr}"
-    return (f"{head}      - record: {name}\n"
-            f"        labels: {{service: {slo.service}, slo: {slo.name}}}\n{body}")
+def _labels(slo: Slo) -> _Flow:
+    return _Flow({**slo.labels, "service": slo.service, "slo": slo.name})
 
 
 def _wrap(query: str) -> str:
@@ -86,6 +129,11 @@ def _wrap(query: str) -> str:
     return "\n".join(out)
 
 
+def _expr(text: str) -> str:
+    """A multi-line expression ends with a newline (a `|` block); a short one is plain."""
+    return text + "\n" if "\n" in text or len(text) > 100 else text
+
+
 def recorded(spec: Spec) -> list[str]:
     """Names of the per-window series the SLO groups record."""
     out = []
@@ -97,51 +145,60 @@ def recorded(spec: Spec) -> list[str]:
     return out
 
 
-def _windows(slo: Slo, spec: Spec) -> list[str]:
+def _record(name: str, slo: Slo, expr: str) -> dict[str, Any]:
+    return {"record": name, "labels": _labels(slo), "expr": _expr(expr)}
+
+
+def _windows(slo: Slo, spec: Spec) -> list[tuple[str, dict[str, Any]]]:
     sel = _sel(slo)
-    rules = []
+    rules: list[tuple[str, dict[str, Any]]] = []
     for w in spec.windows():
         d = duration(w)
         if w <= RAW_MAX:
-            rules.append(_record(f"slo:sli_requests:rate{d}", slo, _wrap(slo.total(d)),
-                                 f"{d}: raw samples"))
-            rules.append(_record(
+            rules.append((f"{d}: raw samples",
+                          _record(f"slo:sli_requests:rate{d}", slo, _wrap(slo.total(d)))))
+            rules.append(("", _record(
                 f"slo:sli_errors:rate{d}", slo,
                 f"{_wrap(slo.errors(d))}\nor on (env, service)\n"
-                f"0 * slo:sli_requests:rate{d}{sel}"))
-            rules.append(_record(
+                f"0 * slo:sli_requests:rate{d}{sel}")))
+            rules.append(("", _record(
                 f"slo:sli_error:ratio_rate{d}", slo,
-                f"slo:sli_errors:rate{d}{sel}\n/\n(slo:sli_requests:rate{d}{sel} > 0)"))
+                f"slo:sli_errors:rate{d}{sel}\n/\n(slo:sli_requests:rate{d}{sel} > 0)")))
         else:
-            rules.append(_record(
+            rules.append((f"{d}: from the recorded 5-minute rates", _record(
                 f"slo:sli_error:ratio_rate{d}", slo,
                 f"avg_over_time(slo:sli_errors:rate5m{sel}[{d}])\n/\n"
-                f"(avg_over_time(slo:sli_requests:rate5m{sel}[{d}]) > 0)",
-                f"{d}: from the recorded 5-minute rates"))
+                f"(avg_over_time(slo:sli_requests:rate5m{sel}[{d}]) > 0)")))
     return rules
 
 
-def _events(slo: Slo, window: int) -> str:
-    """Events in the window, for the min_events guard."""
+def bad_events(slo: Slo, window: int) -> str:
+    """Bad events in the window, for the lone-failure guard. A raw window: its rate times
+    its length. A window of recorded 5-minute rates: their sum over the window counts each
+    event once per sample of the 5 minutes after it, so it is divided by the number of
+    samples in 5 minutes (the evaluation interval, whatever it is). Unlike the window's
+    mean times its length, this does not multiply a young series' events up to the window."""
     d = duration(window)
+    sel = _sel(slo)
     if window <= RAW_MAX:
-        return f"slo:sli_requests:rate{d}{_sel(slo)} * {window}"
-    return f"avg_over_time(slo:sli_requests:rate5m{_sel(slo)}[{d}]) * {window}"
+        return f"slo:sli_errors:rate{d}{sel} * {window}"
+    return (f"sum_over_time(slo:sli_errors:rate5m{sel}[{d}]) * 300\n"
+            f"  / count_over_time(slo:sli_errors:rate5m{sel}[5m])")
 
 
 _IN = {3600: "an hour", 21600: "six hours", 86400: "a day", 259200: "three days"}
 
 
 def description(spec: Spec, slo: Slo, pair: Pair) -> str:
-    """The alert's description template (one line; the YAML folds it)."""
+    """The alert's description template (one line)."""
     long, short = duration(pair.long), duration(pair.short)
     pace = ("at least the rate that spends it exactly in the period" if pair.factor == 1
-            else f"more than {_num(pair.factor)} times the sustainable rate")
+            else f"more than {num(pair.factor)} times the sustainable rate")
     return (
         "The {{ $labels.slo }} SLO of {{ $labels.service }} ({{ $labels.env }}) has a "
         f"bad-event ratio of {{{{ $value | humanizePercentage }}}} over the last {long} (and "
-        f"over {short}) against a budget of {_num(slo.budget * 100)}%: it spends its "
-        f"{duration(spec.period)} error budget {pace} ({_num(pair.budget_percent)}% of it in "
+        f"over {short}) against a budget of {num(slo.budget * 100)}%: it spends its "
+        f"{duration(spec.period)} error budget {pace} ({num(pair.budget_percent)}% of it in "
         f"{_IN.get(pair.long, long)}).")
 
 
@@ -151,108 +208,95 @@ def budget_description(spec: Spec) -> str:
             f"{duration(spec.period)}.")
 
 
-def _alert(slo: Slo, spec: Spec, pair: Pair) -> str:
+def annotations(spec: Spec, slo: Slo, pair: Pair) -> dict[str, str]:
+    """An alert's annotations: the spec's (all of them, as Sloth keeps them), with the
+    generated description unless the spec gives one; summary first, then description."""
+    given = slo.alert(pair).annotations
+    out = {"summary": given["summary"],
+           "description": given.get("description", description(spec, slo, pair))}
+    return {**out, **{k: v for k, v in given.items() if k not in out}}
+
+
+def budget_annotations(spec: Spec, given: dict[str, str]) -> dict[str, str]:
+    out = {"summary": given["summary"],
+           "description": given.get("description", budget_description(spec))}
+    return {**out, **{k: v for k, v in given.items() if k not in out}}
+
+
+def _alert(slo: Slo, spec: Spec, pair: Pair) -> tuple[str, dict[str, Any]]:
     sel = _sel(slo)
     long, short = duration(pair.long), duration(pair.short)
-    thr = _num(threshold(pair, slo))
+    thr = num(threshold(pair, slo))
     alert = slo.alert(pair)
-    labels = {**alert.labels, "slo": slo.name, "window": pair.label}
     tier = "Page" if pair.tier == "page" else "Ticket"
-    comment = (f"      # {tier}: {_num(pair.factor)}x the {_num(slo.budget * 100)}% budget over "
-               f"{long} and {short} ({_num(pair.budget_percent)}% of the "
-               f"{duration(spec.period)} budget in {long}), with >= {slo.min_events} events "
-               f"in {long}.")
-    lines = [
-        comment,
-        f"      - alert: {slo.alert_name}",
-        "        expr: |",
-        f"          slo:sli_error:ratio_rate{long}{sel} > {thr}",
-        "          and",
-        f"          slo:sli_error:ratio_rate{short}{sel} > {thr}",
-        "          and",
-        f"          {_events(slo, pair.long)} >= {slo.min_events}",
-        "        labels:",
-        *[f"          {k}: {_yaml_str(v)}" for k, v in labels.items()],
-        "        annotations:",
-        f"          summary: {alert.annotations['summary']}",
-        "          description: >-",
-        _block(_fold(description(spec, slo, pair)), 12),
-        f"          runbook_url: {alert.annotations['runbook_url']}",
-    ]
+    comment = (f"{tier}: {num(pair.factor)}x the {num(slo.budget * 100)}% budget over {long} "
+               f"and {short} ({num(pair.budget_percent)}% of the {duration(spec.period)} budget "
+               f"in {long}), with >= {MIN_BAD_EVENTS} bad events in {short} (> {num(GUARD)}).")
+    expr = (f"slo:sli_error:ratio_rate{long}{sel} > {thr}\nand\n"
+            f"slo:sli_error:ratio_rate{short}{sel} > {thr}\nand\n"
+            f"{bad_events(slo, pair.short)} > {num(GUARD)}\n")
+    return comment, {
+        "alert": slo.alert_name,
+        "expr": expr,
+        "labels": {**alert.labels, "slo": slo.name, "window": pair.label},
+        "annotations": annotations(spec, slo, pair),
+    }
+
+
+def _objective(slo: Slo) -> tuple[str, dict[str, Any]]:
+    text = f"{slo.description} " if slo.description else ""
+    return (f"{text}Objective: {num(slo.objective_percent)}% over 30 days.",
+            {"record": "slo:objective:ratio", "labels": _labels(slo),
+             "expr": f"vector({num(slo.objective)})"})
+
+
+def _group(name: str, rules: list[tuple[str, dict[str, Any]]], interval: str = "",
+           preamble: tuple[str, ...] = ()) -> str:
+    lines = [_comment(c, 2) for c in preamble]
+    head: dict[str, Any] = {"name": name}
+    if interval:
+        head["interval"] = interval
+    lines.append(dump([head], 2))
+    lines.append("    rules:")
+    parts = []
+    for comment, rule in rules:
+        text = dump([rule], 6)
+        parts.append(f"{_comment(comment, 6)}\n{text}" if comment else text)
+    lines.append("\n\n".join(parts))
     return "\n".join(lines)
-
-
-def _yaml_str(v: str) -> str:
-    return v if v.replace("_", "").replace("-", "").isalnum() else f'"{v}"'
-
-
-def _fold(text: str, width: int = 100) -> str:
-    out, line = [], ""
-    for word in text.split(" "):
-        if line and len(line) + len(word) + 1 > width:
-            out.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    out.append(line)
-    return "\n".join(out)
-
-
-def _objective(slo: Slo) -> str:
-    return (f"      # {slo.description} Objective: {_num(slo.objective_percent)}% over 30 days.\n"
-            f"      - record: slo:objective:ratio\n"
-            f"        labels: {{service: {slo.service}, slo: {slo.name}}}\n"
-            f"        expr: vector({_num(slo.objective)})")
 
 
 def _budget(spec: Spec) -> str:
     period = duration(spec.period)
-    lines = [
-        f"  # The {period} budget: the sum of every recorded 5-minute rate over the period",
-        "  # (cheap: one series per SLO). Sums of equally spaced rates are proportional to",
-        "  # event counts, so their quotient is the request-weighted bad-event ratio (not an",
-        "  # average of ratios). It moves slowly: once a minute is plenty (4 times fewer",
-        "  # evaluations of its 30 days of samples than the SLO groups).",
-        "  - name: slo-budget",
-        "    interval: 1m",
-        "    rules:",
-        "      # Share of the budget still unspent: 1 untouched, 0 spent, < 0 objective missed.",
-        f"      - record: slo:error_budget_remaining:ratio{period}",
-        "        expr: |",
-        "          1 - (",
-        "            (",
-        f"              sum_over_time(slo:sli_errors:rate5m[{period}])",
-        "              /",
-        f"              (sum_over_time(slo:sli_requests:rate5m[{period}]) > 0)",
-        "            )",
-        "            / on (slo, service) group_left ()",
-        "            (1 - slo:objective:ratio)",
-        "          )",
-    ]
-    seen: set[str] = set()
+    rules: list[tuple[str, dict[str, Any]]] = [(
+        "Share of the budget still unspent: 1 untouched, 0 spent, < 0 objective missed.",
+        {"record": f"slo:error_budget_remaining:ratio{period}",
+         "expr": "1 - (\n  (\n"
+                 f"    sum_over_time(slo:sli_errors:rate5m[{period}])\n    /\n"
+                 f"    (sum_over_time(slo:sli_requests:rate5m[{period}]) > 0)\n  )\n"
+                 "  / on (slo, service) group_left ()\n  (1 - slo:objective:ratio)\n)\n"})]
+    seen: set[tuple[str, str]] = set()
     for slo in spec.slos:
         b = slo.budget_alert
         if b is None or (b.name, slo.service) in seen:
             continue
         seen.add((b.name, slo.service))
-        lines += [
-            "",
-            f"      # {b.labels.get('severity', 'info').capitalize()}: less than "
-            f"{_num(b.remaining_below * 100)}% of the budget of an SLO of the {slo.service} is "
+        rules.append((
+            f"{b.labels.get('severity', 'info').capitalize()}: less than "
+            f"{num(b.remaining_below * 100)}% of the budget of an SLO of the {slo.service} is "
             "left; time to slow risky releases.",
-            f"      - alert: {b.name}",
-            f'        expr: slo:error_budget_remaining:ratio{period}{{service="{slo.service}"}}'
-            f" < {_num(b.remaining_below)}",
-            f"        for: {duration(BUDGET_FOR)}",
-            "        labels:",
-            *[f"          {k}: {_yaml_str(v)}" for k, v in b.labels.items()],
-            "        annotations:",
-            f"          summary: {b.annotations['summary']}",
-            "          description: >-",
-            _block(_fold(budget_description(spec)), 12),
-            f"          runbook_url: {b.annotations['runbook_url']}",
-        ]
-    return "\n".join(lines)
+            {"alert": b.name,
+             "expr": f'slo:error_budget_remaining:ratio{period}{{service="{slo.service}"}}'
+                     f" < {num(b.remaining_below)}",
+             "for": duration(BUDGET_FOR),
+             "labels": dict(b.labels),
+             "annotations": budget_annotations(spec, b.annotations)}))
+    return _group("slo-budget", rules, "1m", (
+        f"The {period} budget: the sum of every recorded 5-minute rate over the period",
+        "(cheap: one series per SLO). Sums of equally spaced rates are proportional to",
+        "event counts, so their quotient is the request-weighted bad-event ratio (not an",
+        "average of ratios). It moves slowly: once a minute is plenty (4 times fewer",
+        "evaluations of its 30 days of samples than the SLO groups)."))
 
 
 def group_name(slo: Slo) -> str:
@@ -262,9 +306,9 @@ def group_name(slo: Slo) -> str:
 def generate(spec: Spec) -> str:
     out = [HEADER, "groups:"]
     for slo in spec.slos:
-        parts = [_objective(slo), *_windows(slo, spec),
+        rules = [_objective(slo), *_windows(slo, spec),
                  *[_alert(slo, spec, p) for p in spec.pairs]]
-        out.append(f"  - name: {group_name(slo)}\n    rules:\n" + "\n\n".join(parts))
+        out.append(_group(group_name(slo), rules))
         out.append("")
     out.append(_budget(spec))
     return "\n".join(out).rstrip() + "\n"

@@ -2,6 +2,12 @@
 
 `load()` returns a `Spec` or raises `SpecError` with one line naming the file, the
 document and the problem; nothing is generated from a spec that fails validation.
+
+What of Sloth's format is accepted, what is refused (each with one line) and why:
+docs/alerting.md, "The spec and Sloth". Sloth's own rules, carried over as facts:
+names match `^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$` (slok/sloth@v0.16.0:
+pkg/common/conventions/conventions.go), an objective is in (0, 100] and queries hold
+`{{ .window }}` (slok/sloth@v0.16.0:pkg/common/validation/slo.go).
 """
 
 from __future__ import annotations
@@ -17,6 +23,33 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "prometheus/slos.yml"
 WINDOW_VAR = "{{.window}}"
+_WINDOW_ANY = re.compile(r"{{ *\.window *}}")  # Sloth accepts spaces inside the braces
+# slok/sloth@v0.16.0:pkg/common/conventions/conventions.go NameRegexpStr
+NAME = re.compile(r"[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+ALERT_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+# Labels the rules set themselves: a spec label of that name would break their matching.
+RESERVED_LABELS = ("env", "service", "slo", "window", "alertname", "alertstate")
+# Templates in annotations the generated promtool tests can render (exactly as Prometheus
+# does): the alert's labels and its value as humanizePercentage.
+_TEMPLATE = re.compile(r"{{(.*?)}}", re.S)
+_TEMPLATE_OK = re.compile(
+    r"-?\s*(\$labels\.[a-zA-Z_][a-zA-Z0-9_]*|\.Labels\.[a-zA-Z_][a-zA-Z0-9_]*|"
+    r"\$value\s*\|\s*humanizePercentage)\s*-?")
+# Spec keys of Sloth v0.16.0 (slok/sloth@v0.16.0:pkg/prometheus/api/v1/v1.go) this
+# generator refuses, with what to do instead.
+REFUSED = {
+    "slo_plugins": "Sloth's SLO plugins are not supported: the rules and their tests are "
+                   "generated here, not by plugins",
+    "plugins": "Sloth's SLO plugins are not supported: the rules and their tests are "
+               "generated here, not by plugins",
+    "raw": "a raw SLI (error_ratio_query) is not supported: the rules need bad and total "
+           "events separately (sli.events: error_query and total_query)",
+    "plugin": "an SLI plugin is not supported: write the queries as sli.events "
+              "(error_query and total_query)",
+    "min_events": "min_events was replaced: every window pair now requires at least 2 bad "
+                  "events in its short window (docs/alerting.md); remove the key",
+}
 
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -82,7 +115,7 @@ class Slo:
     error_query: str  # with {{.window}}
     total_query: str
     alert_name: str
-    min_events: int
+    labels: dict[str, str]  # the service's and the SLO's labels, on every series and alert
     annotations: dict[str, str]
     page: Alert
     ticket: Alert
@@ -145,7 +178,10 @@ class _Doc:
         raise SpecError(f"{rel}: {self.where}: {what}")
 
     def only(self, *keys: str) -> None:
-        unknown = sorted(set(self.data) - set(keys))
+        unknown = sorted((k for k in self.data if k not in keys), key=str)
+        for key in unknown:
+            if key in REFUSED:
+                self.fail(f"{key}: {REFUSED[key]}")
         if unknown:
             self.fail(f"unknown key {unknown[0]!r} (expected one of: {', '.join(keys)})")
 
@@ -160,6 +196,16 @@ class _Doc:
             self.fail(f"{key!r} must be a {names}, got {value!r}")
         return value
 
+    def number(self, key: str) -> float:
+        value = self.get(key, (int, float))
+        try:
+            number = float(value)
+        except OverflowError:
+            number = float("inf")
+        if number != number:  # NaN
+            self.fail(f"{key!r} must be a number, got {value!r}")
+        return number
+
     def sub(self, key: str, default: Any = ...) -> _Doc:
         return _Doc(self.path, f"{self.where}.{key}", self.get(key, dict, default))
 
@@ -168,7 +214,34 @@ class _Doc:
         bad = [k for k, v in raw.items() if not isinstance(v, str | int | float)]
         if bad:
             self.fail(f"{key}.{bad[0]} must be a string")
-        return {str(k): str(v) for k, v in raw.items()}
+        # YAML's true/false as Go's YAML (and so Sloth) would write them.
+        return {str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+                for k, v in raw.items()}
+
+    def labels(self, key: str) -> dict[str, str]:
+        """A label set of the spec: valid Prometheus label names, none the rules set."""
+        labels = self.strings(key)
+        for name in labels:
+            if not LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                self.fail(f"{key}: {name!r} is not a Prometheus label name "
+                          "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)")
+            if name in RESERVED_LABELS:
+                self.fail(f"{key}: {name!r} is set by the generated rules themselves "
+                          f"(reserved: {', '.join(RESERVED_LABELS)})")
+        return labels
+
+    def annotations(self, key: str) -> dict[str, str]:
+        """Annotations whose templates the generated promtool tests can render."""
+        out = self.strings(key)
+        for name, text in out.items():
+            for inner in _TEMPLATE.findall(text):
+                if not _TEMPLATE_OK.fullmatch(inner.strip()):
+                    self.fail(f"{key}.{name}: template {{{{{inner}}}}} is not one the generated "
+                              "promtool tests can predict (use {{ $labels.<name> }} or "
+                              "{{ $value | humanizePercentage }})")
+            if "{{" in _TEMPLATE.sub("", text):
+                self.fail(f"{key}.{name}: an unclosed {{{{ (Prometheus would fail to expand it)")
+        return out
 
     def duration(self, key: str) -> int:
         text = self.get(key, str)
@@ -193,7 +266,7 @@ def _windows(doc: _Doc) -> tuple[int, tuple[Pair, ...]]:
         for speed in ("quick", "slow"):
             w = t.sub(speed)
             w.only("errorBudgetPercent", "shortWindow", "longWindow")
-            percent = float(w.get("errorBudgetPercent", (int, float)))
+            percent = w.number("errorBudgetPercent")
             long, short = w.duration("longWindow"), w.duration("shortWindow")
             if not 0 < percent <= 100:
                 w.fail(f"errorBudgetPercent {percent} must be in (0, 100]")
@@ -206,50 +279,85 @@ def _windows(doc: _Doc) -> tuple[int, tuple[Pair, ...]]:
     return period, tuple(pairs)
 
 
-def _selectors(node: Any) -> list[Any]:
+PROBE = "7777s"  # stands for {{.window}} while parsing: every range must be this one
+SHAPE = ("`sum by (env, service) (rate(metric{service=\"...\"}[{{.window}}]))`, such sums "
+         "combined with + - * / and numbers")
+
+
+def parse_promql(text: str) -> Any:
+    """promql_parser.parse; ValueError (never a panic of the Rust parser) on bad input."""
+    try:
+        return promql_parser.parse(text)
+    except ValueError:
+        raise
+    except BaseException as exc:  # pyo3 turns a parser panic into a BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise ValueError(f"the PromQL parser gave up: {type(exc).__name__}") from exc
+
+
+def _shape(node: Any, service: str) -> str | None:
+    """Why the query is outside the shape the rules and the test model compute, or None.
+    The model (dev/slo/model.py QueryModel) evaluates exactly this shape."""
     kind = type(node).__name__
-    if kind == "VectorSelector":
-        return [node]
-    out = []
-    for attr in ("lhs", "rhs", "expr", "param", "vector_selector"):
-        child = getattr(node, attr, None)
-        if child is not None and not isinstance(child, str | int | float):
-            out += _selectors(child)
-    for arg in getattr(node, "args", None) or []:
-        out += _selectors(arg)
-    return out
+    if kind == "ParenExpr":
+        return _shape(node.expr, service)
+    if kind == "NumberLiteral":
+        return None
+    if kind == "BinaryExpr":
+        if str(node.op) not in ("+", "-", "*", "/"):
+            return f"the operator `{node.op}` (only + - * / combine the sums)"
+        if node.modifier is not None and (node.modifier.matching is not None
+                                          or node.modifier.return_bool):
+            return f"`{node.modifier}` (the sums already match on env and service)"
+        return _shape(node.lhs, service) or _shape(node.rhs, service)
+    if kind == "AggregateExpr":
+        mod = node.modifier
+        labels = set(mod.labels) if mod else set()
+        if str(node.op) != "sum":
+            return f"the aggregation `{node.op}` (only sum adds up events)"
+        if labels != {"env", "service"} or str(mod.type) != "AggModifierType.By":
+            return ("an aggregation that does not keep exactly `by (env, service)` (alerts "
+                    "and dashboards are per environment and service)")
+        inner = node.expr
+        while type(inner).__name__ == "ParenExpr":
+            inner = inner.expr
+        if type(inner).__name__ != "Call" or str(inner.func.name) != "rate":
+            what = (f"{inner.func.name}()" if type(inner).__name__ == "Call"
+                    else type(inner).__name__)
+            hint = (" (use rate(): the rules record per-second rates and average them)"
+                    if what == "increase()" else "")
+            return f"sum of {what}{hint}"
+        ms = inner.args[0]
+        if type(ms).__name__ != "MatrixSelector":
+            return "rate() of a subquery"
+        if int(ms.range.total_seconds()) != seconds(PROBE):
+            return f"a range other than {WINDOW_VAR} ({ms.range})"
+        vs = ms.vector_selector
+        if vs.offset is not None or vs.at is not None:
+            return "an offset or @ modifier (the windows end now)"
+        pinned = [m for m in vs.matchers.matchers
+                  if m.name == "service" and str(m.op) == "MatchOp.Equal"]
+        if not pinned or pinned[0].value != service:
+            return (f'a selector without service="{service}" (the rules label their series '
+                    "with the document's service)")
+        return None
+    if kind == "Call":
+        return f"the function {node.func.name}() at the top (sum its rate() inside instead)"
+    return f"a bare {kind} (sum its rate() by (env, service))"
 
 
 def _check_query(doc: _Doc, key: str, text: str, service: str) -> None:
     if WINDOW_VAR not in text:
         doc.fail(f"{key} must use {WINDOW_VAR} as its range (Sloth's convention)")
     try:
-        node = promql_parser.parse(text.replace(WINDOW_VAR, "5m"))
+        node = parse_promql(text.replace(WINDOW_VAR, PROBE))
     except ValueError as exc:
         doc.fail(f"{key} is not valid PromQL: {' '.join(str(exc).split())}")
         raise AssertionError from exc  # unreachable
-    for agg in _top_aggregations(node):
-        labels = set(agg.modifier.labels) if agg.modifier else set()
-        if not {"env", "service"} <= labels or str(agg.modifier.type) != "AggModifierType.By":
-            doc.fail(f"{key}: every aggregation must keep `by (env, service)` "
-                     "(alerts and dashboards are per environment and service)")
-    for vs in _selectors(node):
-        pinned = [m for m in vs.matchers.matchers
-                  if m.name == "service" and str(m.op) == "MatchOp.Equal"]
-        if not pinned or pinned[0].value != service:
-            doc.fail(f'{key}: every selector must pin service="{service}" (the rules label '
-                     "their series with the document's service)")
-
-
-def _top_aggregations(node: Any) -> list[Any]:
-    kind = type(node).__name__
-    if kind == "ParenExpr":
-        return _top_aggregations(node.expr)
-    if kind == "BinaryExpr":
-        return _top_aggregations(node.lhs) + _top_aggregations(node.rhs)
-    if kind == "AggregateExpr":
-        return [node]
-    return [node] if kind != "NumberLiteral" else []
+    problem = _shape(node, service)
+    if problem:
+        doc.fail(f"{key}: {problem} is not supported; write {SHAPE}")
 
 
 def _events(doc: _Doc, key: str) -> tuple[str, ...]:
@@ -258,7 +366,7 @@ def _events(doc: _Doc, key: str) -> tuple[str, ...]:
         doc.fail(f"{key} must list at least one series")
     for text in raw:
         try:
-            node = promql_parser.parse(str(text))
+            node = parse_promql(str(text))
         except ValueError:
             node = None
         if type(node).__name__ != "VectorSelector" or not node.name:
@@ -266,93 +374,128 @@ def _events(doc: _Doc, key: str) -> tuple[str, ...]:
     return tuple(str(t) for t in raw)
 
 
-def _alert(doc: _Doc, common: dict[str, str]) -> Alert:
+def _alert_name(doc: _Doc, key: str = "name") -> str:
+    name = doc.get(key, str)
+    if not ALERT_NAME.fullmatch(name):
+        doc.fail(f"{key} {name!r} is not a Prometheus alert name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+    return name
+
+
+def _alert(doc: _Doc, common_labels: dict[str, str], common: dict[str, str],
+           default_summary: str) -> Alert:
     doc.only("labels", "annotations", "disable")
     if doc.get("disable", bool, False):
-        doc.fail("disabling a tier is not supported: every SLO pages and tickets")
-    labels = doc.strings("labels")
-    if labels.get("severity") not in ("critical", "warning"):
-        doc.fail("labels.severity must be critical (page) or warning (ticket)")
-    annotations = {**common, **doc.strings("annotations")}
-    for need in ("summary", "runbook_url"):
-        if need not in annotations:
-            doc.fail(f"annotations.{need} missing (here or in alerting.annotations)")
+        doc.fail("disable: true is not supported: every SLO pages and tickets (the generated "
+                 "tests and the runbook assume both tiers); remove the key")
+    labels = {**common_labels, **doc.labels("labels")}
+    annotations = {"summary": default_summary, **common, **doc.annotations("annotations")}
     return Alert(labels, annotations)
 
 
-def _slo(doc: _Doc, service: str) -> Slo:
+def _name(doc: _Doc, key: str) -> str:
+    name = doc.get(key, str)
+    if not NAME.fullmatch(name):
+        doc.fail(f"{key} {name!r} must start and end with a letter or digit and hold only "
+                 "letters, digits, '.', '_' and '-' (Sloth's rule)")
+    return name
+
+
+def _slo(doc: _Doc, service: str, service_labels: dict[str, str],
+         pairs: tuple[Pair, ...]) -> Slo:
     doc.only("name", "objective", "description", "sli", "alerting", "test_events", "labels")
-    if doc.get("labels", dict, {}):
-        doc.fail("labels are not supported: rules take env and service from the series")
-    name = doc.get("name", str)
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        doc.fail(f"name {name!r} must be a lower-case label value ([a-z][a-z0-9_]*)")
-    objective = float(doc.get("objective", (int, float)))
+    name = _name(doc, "name")
+    doc.where = f"{doc.where} ({name})"
+    labels = {**service_labels, **doc.labels("labels")}
+    objective = doc.number("objective")
     if not 0 < objective < 100:
-        doc.fail(f"objective {objective} must be a percentage in (0, 100), e.g. 99.9")
+        doc.fail(f"objective {objective:g} must be a percentage in (0, 100), e.g. 99.9 "
+                 "(100 leaves no error budget to burn)")
+    budget = round(1 - round(objective / 100, 12), 12)
+    for pair in pairs:
+        if pair.factor * budget >= 1:
+            lowest = 100 * (1 - 1 / pair.factor)
+            doc.fail(f"objective {objective:g} leaves a {budget * 100:.4g}% budget: the "
+                     f"{pair.label} {pair.tier} would need {pair.factor:g} x {budget * 100:.4g}"
+                     f"% = {pair.factor * budget * 100:.4g}% bad events and can never fire; "
+                     f"use an objective above {lowest:.4g}% (or windows with a lower factor)")
     sli = doc.sub("sli")
-    sli.only("events", "raw", "plugin")
-    if "events" not in sli.data:
-        sli.fail("only the `events` SLI (error_query / total_query) is supported")
+    sli.only("events")
     events = sli.sub("events")
     events.only("error_query", "total_query")
-    error_query = " ".join(events.get("error_query", str).split())
-    total_query = " ".join(events.get("total_query", str).split())
+    error_query = _WINDOW_ANY.sub(WINDOW_VAR, " ".join(events.get("error_query", str).split()))
+    total_query = _WINDOW_ANY.sub(WINDOW_VAR, " ".join(events.get("total_query", str).split()))
+    if error_query == total_query:
+        events.fail("error_query and total_query are the same query")
     _check_query(events, "error_query", error_query, service)
     _check_query(events, "total_query", total_query, service)
     alerting = doc.sub("alerting")
     alerting.only("name", "labels", "annotations", "page_alert", "ticket_alert",
-                  "min_events", "budget_alert")
-    alert_name = alerting.get("name", str)
-    if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", alert_name):
-        alerting.fail(f"name {alert_name!r} must be CamelCase")
-    if alerting.get("labels", dict, {}):
-        alerting.fail("labels: put them on page_alert / ticket_alert")
-    min_events = alerting.get("min_events", int)
-    if min_events < 1:
-        alerting.fail("min_events must be >= 1")
-    common = alerting.strings("annotations")
-    budget = None
+                  "budget_alert")
+    alert_name = _alert_name(alerting)
+    common_labels = alerting.labels("labels")
+    common = alerting.annotations("annotations")
+    budget_alert = None
     if "budget_alert" in alerting.data:
         b = alerting.sub("budget_alert")
         b.only("name", "remaining_below", "labels", "annotations")
-        remaining = float(b.get("remaining_below", (int, float)))
+        remaining = b.number("remaining_below")
         if not 0 < remaining < 1:
             b.fail("remaining_below must be a share of the budget in (0, 1)")
-        annotations = {**common, **b.strings("annotations")}
-        if "summary" not in annotations or "runbook_url" not in annotations:
-            b.fail("annotations need summary and runbook_url")
-        budget = BudgetAlert(b.get("name", str), remaining, b.strings("labels"), annotations)
+        annotations = {"summary": f"Little of the {name} SLO's error budget of {service} is "
+                                  "left.", **common, **b.annotations("annotations")}
+        budget_alert = BudgetAlert(_alert_name(b), remaining, b.labels("labels"), annotations)
+    if "test_events" not in doc.data:
+        doc.fail("test_events missing: one good and one bad raw series, which the generated "
+                 "promtool tests replay (this bundle's extension of Sloth's format)")
     tests = doc.sub("test_events")
     tests.only("good", "bad")
+    summary = f"The {name} SLO of {service} burns its error budget too fast"
     return Slo(
         service=service, name=name, objective_percent=objective,
-        description=doc.get("description", str), error_query=error_query,
-        total_query=total_query, alert_name=alert_name, min_events=min_events,
+        description=doc.get("description", str, ""), error_query=error_query,
+        total_query=total_query, alert_name=alert_name, labels=labels,
         annotations=common,
-        page=_alert(alerting.sub("page_alert"), common),
-        ticket=_alert(alerting.sub("ticket_alert"), common),
-        budget_alert=budget,
+        page=_alert(alerting.sub("page_alert", {}), common_labels, common, summary + " (page)."),
+        ticket=_alert(alerting.sub("ticket_alert", {}), common_labels, common,
+                      summary + " (ticket)."),
+        budget_alert=budget_alert,
         good_events=_events(tests, "good"), bad_events=_events(tests, "bad"),
     )
+
+
+def _documents(path: Path, rel: Path | str) -> list[Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{rel}: cannot read: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SpecError(f"{rel}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                        "save it as UTF-8") from exc
+    try:
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{rel}: not valid YAML{where}: {' '.join(str(problem).split())}") \
+            from exc
+    except RecursionError as exc:
+        raise SpecError(f"{rel}: not valid YAML: nested too deeply") from exc
 
 
 def load(path: Path = SPEC) -> Spec:
     """Parse and validate the spec; SpecError (one line) on any problem."""
     rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
-    except OSError as exc:
-        raise SpecError(f"{rel}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{rel}: not valid YAML{where}: {problem}") from exc
+    if path.is_dir():
+        raise SpecError(f"{rel}: is a directory, not the SLO spec file")
+    docs = _documents(path, rel)
     windows = [d for d in docs if isinstance(d, dict) and d.get("kind") == "AlertWindows"]
     if len(windows) != 1:
-        raise SpecError(f"{rel}: needs exactly one `kind: AlertWindows` document, "
-                        f"found {len(windows)}")
+        raise SpecError(f"{rel}: needs exactly one `kind: AlertWindows` document (the alert "
+                        f"windows and tiers, see docs/alerting.md), found {len(windows)}")
     period, pairs = _windows(_Doc(path, "AlertWindows", windows[0]))
     slos: list[Slo] = []
     for i, raw in enumerate(docs, start=1):
@@ -362,17 +505,22 @@ def load(path: Path = SPEC) -> Spec:
         doc.only("version", "service", "labels", "slos")
         if doc.get("version", str) != "prometheus/v1":
             doc.fail("version must be prometheus/v1 (Sloth's spec)")
-        service = doc.get("service", str)
+        service = _name(doc, "service")
         doc.where = f"service {service}"
-        if doc.get("labels", dict, {}):
-            doc.fail("labels are not supported: rules take env and service from the series")
+        labels = doc.labels("labels")
         items = doc.get("slos", list)
         if not items:
             doc.fail("slos is empty")
         for j, item in enumerate(items):
-            slo = _slo(_Doc(path, f"service {service}: slos[{j}]", item), service)
-            if any(s.key == slo.key for s in slos):
-                doc.fail(f"two SLOs named {slo.name!r}")
+            slo = _slo(_Doc(path, f"service {service}: slos[{j}]", item), service, labels,
+                       pairs)
+            for other in slos:
+                if other.key != slo.key:
+                    continue
+                if other.service == slo.service:
+                    doc.fail(f"two SLOs named {slo.name!r}")
+                doc.fail(f"the SLO {slo.name!r} and the SLO {other.name!r} of service "
+                         f"{other.service} both make the rule group slo-{slo.key}; rename one")
             slos.append(slo)
     if not slos:
         raise SpecError(f"{rel}: no SLO defined")

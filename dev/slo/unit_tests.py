@@ -3,21 +3,24 @@
 Every case is one SLO under a traffic schedule (dev/slo/model.py `Phase`); the model
 predicts which window pairs fire at each evaluation, and the tests assert those predictions
 at the moments that matter: one evaluation before and at the first page or ticket, after a
-recovery, at the min_events boundary (5% above and below), and wherever a threshold changed
-tenfold would give another answer. All cases of a file run side by side in one test group,
+recovery, at the lone-failure guard (one bad event against two), and wherever a threshold
+changed tenfold would give another answer. All cases of a file run side by side in one test group,
 told apart by their `env` label (the rules are per env and service), which keeps promtool's
 evaluations few. Three files per SLO, tests/rules/slo-<service>-<slo>.<resolution>.test.yml,
 by the resolution a case needs:
 
     page       15 s samples and evaluations: the page's timing, 30 s blips
     sustained  1 m samples, 2 m evaluations: recoveries, burns that take hours (6h/30m),
-               low traffic, the 30-day budget
+               one failure at night, the 30-day budget
     ticket     1 m samples, 5 m evaluations, a day of history: tickets
+    quiet      1 m samples, 5 m evaluations, up to 3 days of history at 1 request a
+               minute: a lone failure pages nobody, a real outage pages
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 import yaml
 
 from .model import (
+    MIN_BAD_EVENTS,
     Eval,
     Phase,
     build_series,
@@ -34,7 +38,7 @@ from .model import (
     threshold,
     values_notation,
 )
-from .rules import budget_description, description, group_name, group_order, recorded
+from .rules import annotations, budget_annotations, group_name, group_order, recorded
 from .spec import Pair, Slo, Spec, duration
 
 MARGIN = 1e-6  # a decisive comparison closer than this (relative) makes a flaky test
@@ -73,7 +77,11 @@ SUSTAINED = Resolution("sustained", 60, 120, 6 * 3600,
                        "come earlier than with a full history: the ticket file has a day)")
 TICKET = Resolution("ticket", 60, 300, 86400,
                     "1 m samples, an evaluation every 5 m, a day of clean traffic first")
-RESOLUTIONS = (PAGE, SUSTAINED, TICKET)
+QUIET = Resolution("quiet", 60, 300, 0,
+                   "1 m samples, an evaluation every 5 m; traffic of 1 request a minute after "
+                   "2 h, 6 h or 3 days of history (each case says which)")
+RESOLUTIONS = (PAGE, SUSTAINED, TICKET, QUIET)
+QUIET_RATE = 1 / 60  # one request a minute
 
 
 @dataclass
@@ -82,7 +90,7 @@ class Case:
     env: str
     phases: list[Phase]
     checks: list[tuple[int, str]]  # (time, why)
-    only: str | None = None  # assert only this pair (through ALERTS), not every alert
+    only: str | None = None  # assert only this pair ("1h/5m") or tier ("page"), not every alert
     values_at: int | None = None  # also assert every recorded series here
     proof_at: int | None = None  # show the page pair's windows are over the line here
 
@@ -124,6 +132,12 @@ def _phase(seconds: int, rate: float, bad: float) -> Phase:
     return Phase(seconds, rate, bad if bad in (0.0, 1.0) else bad * JITTER)
 
 
+def _outage(pair: Pair, slo: Slo) -> int:
+    """Seconds of a full outage to search for `pair`'s first alert in: its long window
+    crosses once factor x budget of it is bad (longer for large budgets), plus room."""
+    return max(3 * 3600, int(min(1.0, threshold(pair, slo) * 1.25) * pair.long) + 1800)
+
+
 def test_file(slo: Slo, res: Resolution) -> str:
     """The file of one SLO at one resolution (tests/rules/mutate.py relies on the prefix:
     the rule group's name)."""
@@ -143,17 +157,6 @@ def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
     def fires(pair: Pair) -> Callable[[Eval], bool]:
         return lambda e: pair.label in e.firing
 
-    def boundary(g: Group, pair: Pair, rest: int, slos: tuple[Slo, ...]) -> None:
-        """Every SLO 5% above and below min_events in `pair`'s long window, all bad."""
-        for slo in slos:
-            up = slo.min_events / pair.long * 1.05
-            at = _first(spec, res, slo, _hist(res, (rest, up, 1.0), rate=up), fires(pair))
-            for sign, word in ((1, "above"), (-1, "below")):
-                rate = slo.min_events / pair.long * (1 + 0.05 * sign)
-                g.cases.append(Case(slo, word, _hist(res, (at - t0 + step, rate, 1.0), rate=rate),
-                                    [(at, f"{pair.label} {'fires' if sign > 0 else 'does not'}"
-                                          f" {word} {slo.min_events} events")]))
-
     if res is PAGE:
         g = group("outage", "a full outage pages within a minute of the workbook's figure",
                   f"Every event bad from {span(t0)} on. The {duration(quick.long)} ratio passes "
@@ -163,7 +166,8 @@ def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
                               for s in slos)
                   + f"); the first {step} s evaluation after that pages.")
         for slo in slos:
-            at = _first(spec, res, slo, _hist(res, (3600, DAY_RATE, 1.0)), fires(quick))
+            at = _first(spec, res, slo, _hist(res, (_outage(quick, slo), DAY_RATE, 1.0)),
+                        fires(quick))
             g.cases.append(Case(slo, "compose", _hist(res, (at - t0 + 60, DAY_RATE, 1.0)),
                                 [(at - step, "one evaluation before: not yet"),
                                  (at, f"the page, {at - t0} s into the outage")],
@@ -187,13 +191,14 @@ def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
             g.cases.append(Case(slo, "compose", _hist(res, (60, DAY_RATE, 0.5),
                                                       (3600, DAY_RATE, 0.0)),
                                 [(t0 + 120, "just after"), (t0 + 600, "10 minutes on"),
-                                 (t0 + 3600, "an hour on")], only="critical"))
+                                 (t0 + 3600, "an hour on")], only="page"))
 
         g = group("outage", "a full outage pages, with the exact alert",
                   "The same outage as in the page file at 1 m resolution, with 6 hours of "
                   "history: every pair asserted, and every recorded series' value.")
         for slo in slos:
-            at = _first(spec, res, slo, _hist(res, (3600, DAY_RATE, 1.0)), fires(quick))
+            at = _first(spec, res, slo, _hist(res, (_outage(quick, slo), DAY_RATE, 1.0)),
+                        fires(quick))
             g.cases.append(Case(slo, "compose", _hist(res, (at - t0 + 120, DAY_RATE, 1.0)),
                                 [(at - step, "one evaluation before"), (at, "the page")],
                                 values_at=at))
@@ -205,7 +210,8 @@ def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
                   f"over the line, the {duration(quick.short)} one drops under it within 5 "
                   "minutes and the page resolves (the 6h/30m pair may still page).")
         for slo in slos:
-            at = _first(spec, res, slo, _hist(res, (3600, DAY_RATE, 1.0)), fires(quick))
+            at = _first(spec, res, slo, _hist(res, (_outage(quick, slo), DAY_RATE, 1.0)),
+                        fires(quick))
             outage = at - t0 + 300
             half = 0.45 * threshold(quick, slo)
             end = t0 + outage
@@ -216,10 +222,11 @@ def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
 
         g = group("burn2q", f"a steady burn of 2.1 times the {quick.label} line pages "
                   f"through {quick.label}",
-                  f"2.1 x {quick.factor:g} x the budget in both windows: the page comes when the "
-                  f"{duration(quick.long)} window is half full of it.")
+                  f"2.1 x {quick.factor:g} x the budget in both windows (or, where that is more "
+                  "than every event, halfway between the line and every event): the page "
+                  f"comes when the {duration(quick.long)} window is half full of it.")
         for slo in slos:
-            burn = 2.1 * threshold(quick, slo)
+            burn = min(2.1 * threshold(quick, slo), (1 + threshold(quick, slo)) / 2)
             at = _first(spec, res, slo, _hist(res, (3 * 3600, DAY_RATE, burn)), fires(quick))
             g.cases.append(Case(slo, "compose", _hist(res, (at - t0 + 120, DAY_RATE, burn)),
                                 [(at - step, "one evaluation before"), (at, "the page")]))
@@ -241,21 +248,10 @@ def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
                                 [(at - step, "one evaluation before"), (at, "the page"),
                                  (t0 + burned + slow.short + 600, "after the cool-down")]))
 
-        g = group("min1h", f"min_events in the {duration(quick.long)} window, 5% above and below",
-                  f"A full outage at min_events / {duration(quick.long)} x 1.05 (env above) "
-                  "and x 0.95 (env below): only the first pages through "
-                  f"{quick.label}.")
-        boundary(g, quick, 3600, slos)
-        g = group("min6h", f"min_events in the {duration(slow.long)} window, 5% above and below",
-                  f"A full outage at min_events / {duration(slow.long)} x 1.05 and x 0.95: "
-                  f"both are too few for {quick.label}; only the first pages through "
-                  f"{slow.label}.")
-        boundary(g, slow, 3 * 3600, slos)
-
         g = group("night", "one failed request out of two at night pages nobody",
                   "Traffic drops to 2 requests per hour for 75 minutes, then one request "
-                  f"fails: both {quick.label} windows are far over the line, but they hold "
-                  "fewer than min_events events.")
+                  f"fails: both {quick.label} windows are far over the line, but the short one "
+                  f"holds fewer than {MIN_BAD_EVENTS} bad events.")
         for slo in slos:
             night = 2 / 3600
             fail = t0 + 4500 + res.interval
@@ -288,7 +284,8 @@ def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
                   "Every event bad from 1d on; the pages fire as well (later than at 15 s "
                   "resolution) and Alertmanager inhibits the ticket while they do.")
         for slo in slos:
-            at = _first(spec, res, slo, _hist(res, (3 * 3600, DAY_RATE, 1.0)), fires(tq))
+            at = _first(spec, res, slo, _hist(res, (_outage(tq, slo), DAY_RATE, 1.0)),
+                        fires(tq))
             g.cases.append(Case(slo, "compose", _hist(res, (at - t0 + 600, DAY_RATE, 1.0)),
                                 [(at - step, "one evaluation before"), (at, "the ticket")]))
 
@@ -329,28 +326,104 @@ def groups(spec: Spec, res: Resolution, slos: tuple[Slo, ...]) -> list[Group]:
                                                       (3600, DAY_RATE, 0.0)),
                                 [(t0 + 300, "just after"), (t0 + 3600, "an hour on")]))
 
-        for pair in (tq, ts):
-            g = group(f"min{duration(pair.long)}",
-                      f"min_events in the {duration(pair.long)} window, 5% above and below",
-                      f"A full outage at min_events / {duration(pair.long)} x 1.05 (env above) "
-                      f"and x 0.95 (env below): only the first opens the {pair.label} ticket.")
-            boundary(g, pair, 6 * 3600, slos)
+        g = group("guard", "one failure opens no ticket at 1 request in 10 minutes, two do",
+                  f"A day at 1 request every 10 minutes, then one failed request (env one) or "
+                  f"two 10 minutes apart (env two): one bad event is over the {tq.label} "
+                  f"line in both windows but under {MIN_BAD_EVENTS} bad events in "
+                  f"{duration(tq.short)}; two are not.")
+        slow_rate = 1 / 600
+        for slo in slos:
+            # Each failure is the sample taken at an evaluation (see lonely()).
+            g.cases.append(Case(slo, "one", [Phase(86400 + 240, slow_rate, 0.0),
+                                             Phase(60, 1 / 60, 1.0),
+                                             Phase(7200, slow_rate, 0.0)],
+                                [(86400 + 900, "10 minutes after"),
+                                 (86400 + 3600, "55 minutes after")]))
+            g.cases.append(Case(slo, "two", [Phase(86400 + 240, slow_rate, 0.0),
+                                             Phase(60, 1 / 60, 1.0), Phase(540, slow_rate, 0.0),
+                                             Phase(60, 1 / 60, 1.0), Phase(7200, slow_rate, 0.0)],
+                                [(86400 + 900, "at the second"),
+                                 (86400 + 3600, "45 minutes after the second")]))
+
+    if res is QUIET:
+        lonely(spec, group, slos)
 
     return out
+
+
+HISTORIES = ((2 * 3600, "2h"), (6 * 3600, "6h"), (3 * 86400, "3d"))
+
+
+def lonely(spec: Spec, group: Callable[[str, str, str], Group], slos: tuple[Slo, ...]) -> None:
+    """The quiet file: 1 request a minute after 2 h, 6 h and 3 days of history."""
+    g = group("lonely", "one failed request at 1 request a minute pages nobody",
+              "History of 2 h, 6 h or 3 days (env = its length) at 1 request a minute, then "
+              "one request fails: the 1h window holds 1 bad in 60 (1.7%, over the page line of "
+              "a 0.1% budget) and the 6h one 1 in 126 or 360, but no short window holds "
+              f"{MIN_BAD_EVENTS} bad events, so no pair fires, however young the series.")
+    # The failed request is the sample taken at an evaluation: the 5m window of that
+    # evaluation (and so the recorded 5-minute rate) holds it; at a 5 m evaluation interval
+    # an event just after an evaluation would be in no 5m window at all.
+    for history, name in HISTORIES:
+        for slo in slos:
+            g.cases.append(Case(slo, name, [Phase(history + 240, QUIET_RATE, 0.0),
+                                            Phase(60, QUIET_RATE, 1.0),
+                                            Phase(3 * 3600, QUIET_RATE, 0.0)],
+                                [(history + 300, "at the failure"),
+                                 (history + 1800, "25 minutes after"),
+                                 (history + 3 * 3600, "3 hours after")]))
+    g = group("pair", "two failures a minute apart at 1 request a minute",
+              f"After 6 h of history: {MIN_BAD_EVENTS} bad events in 5 minutes. The model says "
+              "whether that is over a page line (it is for a 0.1% budget: 2 in 60 is 3.3%, "
+              "over 1.44%).")
+    for slo in slos:
+        g.cases.append(Case(slo, "6h", [Phase(6 * 3600 + 180, QUIET_RATE, 0.0),
+                                        Phase(120, QUIET_RATE, 1.0),
+                                        Phase(3600, QUIET_RATE, 0.0)],
+                            [(6 * 3600 + 300, "at the second failure"),
+                             (6 * 3600 + 3600, "an hour later")]))
+    g = group("outage", "a real outage at 1 request a minute still pages",
+              "History of 2 h, 6 h or 3 days (env) at 1 request a minute, then every request "
+              "fails for 2 hours: checked one evaluation before the first page and at it.")
+    for history, name in HISTORIES:
+        for slo in slos:
+            phases = [Phase(history, QUIET_RATE, 0.0), Phase(2 * 3600, QUIET_RATE, 1.0)]
+            evals = simulate(spec, slo, phases, QUIET.interval, QUIET.step, history + 2 * 3600)
+            at = first(evals, history, lambda e: any(
+                p.tier == "page" and p.label in e.firing for p in spec.pairs)).t
+            g.cases.append(Case(slo, name, phases, [(at - QUIET.step, "one evaluation before"),
+                                                    (at, f"the page, {span(at - history)} in")]))
 
 
 # --- rendering ---------------------------------------------------------------------------------
 
 
+_TEMPLATE = re.compile(r"{{(-?)\s*(\$labels\.|\.Labels\.)?([^}|]*?)(\s*\|\s*humanizePercentage)?"
+                       r"\s*(-?)}}")
+
+
 def _render(template: str, labels: dict[str, str], value: float) -> str:
-    out = template.replace("{{ $value | humanizePercentage }}", humanize_percentage(value))
-    for k, v in labels.items():
-        out = out.replace(f"{{{{ $labels.{k} }}}}", v)
-    return out
+    """The templates the spec may use (spec.py checks them), as Prometheus expands them: a
+    missing label is empty, `{{-` and `-}}` trim the whitespace beside them."""
+    out, pos = [], 0
+    for m in _TEMPLATE.finditer(template):
+        before = template[pos:m.start()]
+        out.append(before.rstrip() if m.group(1) else before)
+        if m.group(2):
+            out.append(labels.get(m.group(3).strip(), ""))
+        else:
+            out.append(humanize_percentage(value))
+        pos = m.end()
+        if m.group(5):
+            rest = template[pos:]
+            pos += len(rest) - len(rest.lstrip())
+    out.append(template[pos:])
+    return "".join(out)
 
 
 def _base(case: Case) -> dict[str, str]:
-    return {"env": case.env, "service": case.slo.service, "slo": case.slo.name}
+    return {**case.slo.labels, "env": case.env, "service": case.slo.service,
+            "slo": case.slo.name}
 
 
 def _inner(labels: dict[str, str]) -> str:
@@ -375,17 +448,14 @@ def _alerts(spec: Spec, case: Case, ev: Eval, every: bool = False) -> dict[str, 
         _safe(f"{where}: {what}", value, limit)
     out: dict[str, list[dict]] = {slo.alert_name: []}
     for pair in spec.pairs:
-        if pair.label not in ev.firing or (only and only not in
-                                           (pair.label, slo.alert(pair).labels["severity"])):
+        if pair.label not in ev.firing or (only and only not in (pair.label, pair.tier)):
             continue
         alert = slo.alert(pair)
-        labels = {**_base(case), **alert.labels, "window": pair.label}
+        labels = {**_base(case), **alert.labels, "slo": slo.name, "window": pair.label}
         _safe(f"{where}: {pair.label} $value", ev.firing[pair.label])
         out[slo.alert_name].append({"exp_labels": labels, "exp_annotations": {
-            "summary": alert.annotations["summary"],
-            "description": _render(description(spec, slo, pair), labels,
-                                   ev.firing[pair.label]),
-            "runbook_url": alert.annotations["runbook_url"]}})
+            k: _render(v, labels, ev.firing[pair.label])
+            for k, v in annotations(spec, slo, pair).items()}})
     b = slo.budget_alert
     if b and not only:
         out[b.name] = []
@@ -393,9 +463,8 @@ def _alerts(spec: Spec, case: Case, ev: Eval, every: bool = False) -> dict[str, 
             labels = {**_base(case), **b.labels}
             _safe(f"{where}: budget $value", ev.budget_alert)
             out[b.name].append({"exp_labels": labels, "exp_annotations": {
-                "summary": b.annotations["summary"],
-                "description": _render(budget_description(spec), labels, ev.budget_alert),
-                "runbook_url": b.annotations["runbook_url"]}})
+                k: _render(v, labels, ev.budget_alert)
+                for k, v in budget_annotations(spec, b.annotations).items()}})
     return out
 
 
@@ -414,8 +483,10 @@ def _sample(case: Case, expr_name: str, value: float, t: int) -> dict:
 def _values(spec: Spec, case: Case, ev: Eval) -> list[dict]:
     slo = case.slo
     obj = f'slo:objective:ratio{{service="{slo.service}", slo="{slo.name}"}}'
+    labels = {**slo.labels, "service": slo.service, "slo": slo.name}
     tests = [{"expr": obj, "eval_time": span(ev.t),
-              "exp_samples": [{"labels": obj, "value": slo.objective}]}]
+              "exp_samples": [{"labels": f"slo:objective:ratio{{{_inner(labels)}}}",
+                               "value": slo.objective}]}]
     names = set(recorded(spec))
     for w in spec.windows():
         d = duration(w)
@@ -480,8 +551,8 @@ def _test_group(spec: Spec, res: Resolution, scenarios: list[Group],
             for name, alerts in expected.items():
                 extra = ""
                 if case.only:
-                    extra = (f', window="{case.only}"' if "/" in case.only
-                             else f', severity="{case.only}"')
+                    windows = [p.label for p in spec.pairs if case.only in (p.label, p.tier)]
+                    extra = f', window=~"{"|".join(windows)}"'
                 exprs.append({
                     "expr": f'ALERTS{{alertname="{name}", alertstate="firing", env="{case.env}", '
                             f'service="{case.slo.service}", slo="{case.slo.name}"{extra}}}',

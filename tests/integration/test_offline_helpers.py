@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from native import common
 from native import stack as native
 from tests.integration.alerting import routes_for, seconds
 from tests.metrics_catalog import (
@@ -106,7 +107,7 @@ def test_secrets_rewritten_to_the_sink(tmp_path: Path) -> None:
     (tmp_path / "slack_warning_url").write_text("https://hooks.slack.example/T0/B0/x\n")
     (tmp_path / "heartbeat_url").write_text("not a url\n")
     (tmp_path / "smtp_password").write_text("secret\n")
-    native.write_sink_urls(tmp_path, "http://127.0.0.1:5001")
+    common.write_sink_urls(tmp_path, "http://127.0.0.1:5001")
     assert (tmp_path / "critical_webhook_url").read_text() == "http://127.0.0.1:5001/critical\n"
     assert (tmp_path / "slack_warning_url").read_text() == "http://127.0.0.1:5001/x\n"
     assert (tmp_path / "heartbeat_url").read_text() == "http://127.0.0.1:5001/heartbeat\n"
