@@ -50,16 +50,18 @@ NATIVE_ABSENT_PREFIXES: tuple[str, ...] = (
     "es_",
 )
 
-# Fluent Bit and Jaeger do not run natively either, but their names are not waved through by
-# prefix: they must be among the series the pinned versions really expose, recorded from the
-# real Fluent Bit 5.1.1 binary and derived from Jaeger v2.20.0's source (no Go 1.26 here).
+# Fluent Bit, Jaeger and the Elasticsearch exporter do not run natively either, but their
+# names are not waved through by prefix: they must be among the series the pinned versions
+# really expose, recorded from the real Fluent Bit 5.1.1 binary, derived from Jaeger v2.20.0's
+# source (no Go 1.26 here) and from elasticsearch_exporter v1.9.0's own collector tests.
 FIXTURES = ROOT / "tests" / "fixtures"
 EXPOSITIONS: dict[str, Path] = {
     "fluent-bit": FIXTURES / "fluent-bit-5.1.1" / "api-v2-metrics-prometheus.txt",
     "fluent-bit-logs": FIXTURES / "fluent-bit-5.1.1" / "exporter-2021-metrics.txt",
     "jaeger": FIXTURES / "jaeger-2.20.0" / "metrics-8888.txt",
+    "elasticsearch-exporter": FIXTURES / "elasticsearch-exporter-1.9.0" / "metrics-9114.txt",
 }
-EXPOSITION_PREFIXES = ("fluentbit_", "apollonia_log_", "otelcol_", "jaeger_")
+EXPOSITION_PREFIXES = ("fluentbit_", "apollonia_log_", "otelcol_", "jaeger_", "elasticsearch_")
 
 
 _SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+\S+")

@@ -1,9 +1,11 @@
-"""Every Fluent Bit and Jaeger series the bundle reads is one the pinned versions expose.
+"""Every Fluent Bit, Jaeger and Elasticsearch exporter series the bundle reads is one the
+pinned versions expose.
 
-The expositions are tests/fixtures/fluent-bit-5.1.1/*.txt (recorded from the real binary) and
-tests/fixtures/jaeger-2.20.0/metrics-8888.txt (derived from its source). A rule, panel, doc or
-diagnosis query naming anything else would stay empty on a real stack; so would a rule unit
-test whose input series carry labels the real series do not have.
+The expositions are tests/fixtures/fluent-bit-5.1.1/*.txt (recorded from the real binary),
+tests/fixtures/jaeger-2.20.0/metrics-8888.txt (derived from its source) and
+tests/fixtures/elasticsearch-exporter-1.9.0/metrics-9114.txt (from the exporter's own tests).
+A rule, panel, doc or diagnosis query naming anything else would stay empty on a real stack;
+so would a rule unit test whose input series carry labels the real series do not have.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def test_queries_name_only_exposed_series():
         for name in metric_names(q.expr)
         if name.startswith(EXPOSITION_PREFIXES) and name not in exposed
     )
-    assert not problems, "names no pinned Fluent Bit/Jaeger exposes:\n" + "\n".join(problems)
+    assert not problems, ("names no pinned Fluent Bit, Jaeger or Elasticsearch exporter "
+                          "exposes:\n" + "\n".join(problems))
 
 
 def _input_series(test_file: Path) -> list[str]:
@@ -70,3 +73,6 @@ def test_the_check_catches_a_name_no_binary_exposes():
     assert "otelcol_exporter_send_failed_spans_total" not in exposed_names()  # Jaeger: no _total
     assert "apollonia_counter_log_lines_total" not in exposed_names()  # item 1's old name
     assert "fluentbit_output_retries_total" in exposed_names()
+    # Removed by elasticsearch_exporter v1.7.0; the pinned v1.9.0 has the node count instead.
+    assert "elasticsearch_cluster_health_up" not in exposed_names()
+    assert "elasticsearch_cluster_health_number_of_nodes" in exposed_names()

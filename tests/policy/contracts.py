@@ -41,6 +41,9 @@ FACTS = (
     "volumes",
     "memory_floor",
     "ports",
+    "workdir",
+    "paths",
+    "absent",
 )
 # owner/repo@<tag or commit>:<path>, a URL, or a file of this repository (its own
 # Dockerfile, configs, the field notes); "none ..." where upstream documents nothing.
@@ -94,20 +97,43 @@ _IMAGE_LINE = re.compile(r"^\s*image:\s*[\"']?(?P<ref>[^\s\"'#]+)", re.M)
 _DEFAULT = re.compile(r"\$\{\w+:-([^}]+)\}")
 
 
+_FROM = re.compile(r"^FROM\s+(?:--\S+\s+)*(?P<ref>\S+)", re.M | re.I)
+_DOCKERFILE_KEY = re.compile(r"^\s*dockerfile:\s*[\"']?(?P<path>[^\s\"'#]+)", re.M)
+
+
 def pinned_images(text: str) -> set[str]:
     """Image references a compose file runs by default (`${X_IMAGE:-ref}` -> ref)."""
     return {_DEFAULT.sub(r"\1", m.group("ref")) for m in _IMAGE_LINE.finditer(text)}
 
 
+def built_from(repo: Path = REPO) -> list[Path]:
+    """The Dockerfiles the compose files build: their FROM images need rows too (the engine
+    suite makes facsimiles of them)."""
+    found = {repo / m.group("path") for path in compose_files(repo)
+             for m in _DOCKERFILE_KEY.finditer(path.read_text())}
+    return sorted(p for p in found if p.is_file())
+
+
+def base_images(text: str) -> set[str]:
+    """FROM images of a Dockerfile (its own build stages excluded)."""
+    refs = [m.group("ref") for m in _FROM.finditer(text)]
+    stage = re.compile(r"^FROM\s+\S+\s+AS\s+(\S+)", re.M | re.I)
+    stages = {m.group(1).lower() for m in stage.finditer(text)}
+    return {r for r in refs if r.lower() not in stages}
+
+
 def coverage(files: Iterable[Path], rows: Mapping[str, Row]) -> list[str]:
     bad, used = [], set()
     for path in files:
-        for ref in sorted(pinned_images(path.read_text())):
+        text = path.read_text()
+        refs = base_images(text) if "Dockerfile" in path.name else pinned_images(text)
+        for ref in sorted(refs):
             used.add(ref)
             if ref not in rows:
                 bad.append(f"{path.name}: image {ref} has no row in tests/policy/images.yml")
     for ref in sorted(rows.keys() - used):
-        bad.append(f"images.yml: row {ref} is used by no compose file (stale after a bump?)")
+        bad.append(f"images.yml: row {ref} is used by no compose file or Dockerfile they build "
+                   "(stale after a bump?)")
     return bad
 
 

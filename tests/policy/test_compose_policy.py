@@ -279,9 +279,9 @@ def test_rule_catches_violation_in_the_scale_overlay(case: str, mutated_scale: A
 
 
 def test_env_example_rule_catches_two_pins_for_one_image() -> None:
-    compose = ("image: ${BUSYBOX_IMAGE:-busybox:1.37.0-musl}\n"
+    compose = ("image: ${BUSYBOX_IMAGE:-busybox:1.38.0-musl}\n"
                "image: ${BUSYBOX_IMAGE:-busybox:1.36.1-musl}\n")
-    found = rules.env_example_mismatches(compose, "BUSYBOX_IMAGE=busybox:1.37.0-musl\n")
+    found = rules.env_example_mismatches(compose, "BUSYBOX_IMAGE=busybox:1.38.0-musl\n")
     assert any("pin both" in line for line in found), found
 
 

@@ -51,8 +51,9 @@ def test_every_fact_has_a_source() -> None:
 
 
 def test_every_pinned_image_has_a_row() -> None:
-    files = contracts.compose_files()
+    files = contracts.compose_files() + contracts.built_from()
     assert "compose.yaml" in [f.name for f in files]
+    assert contracts.REPO / "workload" / "Dockerfile" in files
     assert contracts.coverage(files, ROWS) == []
 
 

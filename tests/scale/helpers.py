@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
-from native import scale, stack
+from native import common, scale
 from tests.integration.alerting import (
     alert_rule,
     evaluation_interval,
@@ -31,7 +31,7 @@ from tests.integration.alerting import (
 )
 
 MARGIN = 25.0  # scheduling slack on top of every computed deadline (s)
-HOST = stack.HOST
+HOST = common.HOST
 SINK = scale.SINK_URL
 STORE = f"http://{HOST}:{scale.STORE_PORT}"
 VMAUTH = f"http://{HOST}:{scale.VMAUTH_PORT}"
@@ -186,7 +186,7 @@ def add_targets(inventory: Path, job_file: str, address: str, **labels: str) -> 
 
     def restore() -> None:
         if original is not None:
-            stack._link(path, original)
+            common.link(path, original)
         else:
             path.unlink(missing_ok=True)
 

@@ -3,6 +3,12 @@
 They run only with --backend=compose and a reachable Docker engine; otherwise every test here
 is skipped with the reason. With both, a stack that is not up is a failure, not a skip.
 
+Stand-ins: on the engine suite's private engine (tests/engine) Grafana, Elasticsearch, Jaeger,
+Fluent Bit and cAdvisor are stand-ins (their image carries the label org.apollonia.standin).
+A test whose client fixture (es, grafana, jaeger) reaches one says so in the summary; a test
+whose claim only the real program can make (`real("fluent-bit", why)`) is skipped there with
+that reason, and runs for real in the bundle's CI workflow on a hosted runner.
+
 On failure the report gets `docker compose logs --tail 100 <service>` of every service the
 test watched (`compose.watch("fluent-bit", ...)`).
 """
@@ -13,7 +19,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +66,7 @@ class ComposeStack:
     def __init__(self, command: list[str]) -> None:
         self.command = command
         self.watched: list[str] = []
+        self._standins: dict[str, str | None] = {}
 
     def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -81,6 +88,20 @@ class ComposeStack:
     def logs(self, service: str, tail: int = LOG_TAIL) -> str:
         proc = self.run("logs", "--no-color", "--tail", str(tail), service, timeout=60)
         return proc.stdout + proc.stderr
+
+    def standin(self, service: str) -> str | None:
+        """What stands in for `service` here (its image's org.apollonia.standin), or None."""
+        if service not in self._standins:
+            ids = self.run("ps", "--quiet", service).stdout.split()
+            label = None
+            if ids:
+                docker = shutil.which("docker") or "docker"
+                out = subprocess.run([docker, "inspect", "--format",
+                                      '{{index .Config.Labels "org.apollonia.standin"}}', ids[0]],
+                                     capture_output=True, text=True, timeout=30).stdout.strip()
+                label = out if out and out != "<no value>" else None
+            self._standins[service] = label
+        return self._standins[service]
 
     def wait_healthy(self, service: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -121,24 +142,57 @@ def secret(name: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+STANDINS_REACHED = pytest.StashKey[dict[str, set[str]]]()
+
+
+def _note_standin(request: pytest.FixtureRequest, compose: ComposeStack, service: str) -> None:
+    label = compose.standin(service)
+    if label:
+        reached = request.config.stash.setdefault(STANDINS_REACHED, {})
+        reached.setdefault(request.node.nodeid, set()).add(f"{service}: {label}")
+
+
 @pytest.fixture
-def es(compose: ComposeStack) -> Iterator[httpx.Client]:
+def real(compose: ComposeStack) -> Callable[[str, str], None]:
+    """`real(service, why)`: skip when `service` is a stand-in here, saying why it matters."""
+
+    def need(service: str, why: str) -> None:
+        label = compose.standin(service)
+        if label:
+            pytest.skip(f"{service} is a stand-in on this engine ({label}): {why}")
+
+    return need
+
+
+@pytest.fixture
+def es(compose: ComposeStack, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    _note_standin(request, compose, "elasticsearch")
     auth = ("elastic", secret("elasticsearch_password"))
     with httpx.Client(base_url=ES_URL, auth=auth, timeout=15) as client:
         yield client
 
 
 @pytest.fixture
-def grafana(compose: ComposeStack) -> Iterator[httpx.Client]:
+def grafana(compose: ComposeStack, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    _note_standin(request, compose, "grafana")
     auth = ("admin", secret("grafana_admin_password"))
     with httpx.Client(base_url=GRAFANA_URL, auth=auth, timeout=15) as client:
         yield client
 
 
 @pytest.fixture
-def jaeger(compose: ComposeStack) -> Iterator[httpx.Client]:
+def jaeger(compose: ComposeStack, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    _note_standin(request, compose, "jaeger")
     with httpx.Client(base_url=JAEGER_URL, timeout=15) as client:
         yield client
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    reached = config.stash.get(STANDINS_REACHED, {})
+    if reached:
+        terminalreporter.section("tests that reached a stand-in")
+        for nodeid, what in sorted(reached.items()):
+            terminalreporter.write_line(f"{nodeid}: stand-in {'; '.join(sorted(what))}")
 
 
 @pytest.fixture

@@ -67,7 +67,8 @@ def log_lines(es: httpx.Client, trace_ids: list[str]) -> list[dict[str, Any]]:
     return [hit["_source"] for hit in resp.json()["hits"]["hits"]]
 
 
-def test_log_line_searchable_with_trace_id_within_30s(compose, api, es) -> None:
+def test_log_line_searchable_with_trace_id_within_30s(compose, api, es, real) -> None:
+    real("fluent-bit", "only the real Fluent Bit parses the lines and ships them to Elasticsearch")
     compose.watch("fluent-bit", "elasticsearch", "api")
     trace_id, request_id = traced_upload(api)
     start = time.monotonic()
@@ -84,7 +85,8 @@ def test_log_line_searchable_with_trace_id_within_30s(compose, api, es) -> None:
     assert line["cluster_name"] and line["environment"]
 
 
-def test_analyzer_logs_share_the_trace_id(compose, api, es) -> None:
+def test_analyzer_logs_share_the_trace_id(compose, api, es, real) -> None:
+    real("fluent-bit", "only the real Fluent Bit parses the lines and ships them to Elasticsearch")
     compose.watch("fluent-bit", "analyzer", "api")
     trace_id, _ = traced_upload(api)
     services = wait_for(
@@ -131,7 +133,8 @@ def api_lines_in_docker_logs(compose, trace_ids: set[str]) -> Counter[str] | Non
     return counts or None
 
 
-def test_elasticsearch_outage_of_a_minute_loses_no_log_line(compose, api, es) -> None:
+def test_elasticsearch_outage_of_a_minute_loses_no_log_line(compose, api, es, real) -> None:
+    real("fluent-bit", "the no-loss claim is the real Fluent Bit's buffering and retries")
     compose.watch("fluent-bit", "elasticsearch")
     stopped = compose.run("stop", "elasticsearch", timeout=120)
     assert stopped.returncode == 0, stopped.stderr
