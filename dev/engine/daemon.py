@@ -31,7 +31,10 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "bin" / "engine"
-STATE = ROOT / ".engine"
+# Resolved: dockerd resolves a symlinked --data-root, and the doctor compares cAdvisor's
+# DOCKER_ROOT_DIR with the path the engine reports (`docker info`), so both must be the real one
+# (.engine may be a symlink to share one image cache between checkouts).
+STATE = (ROOT / ".engine").resolve()
 RUNTIME = Path("/run/apollonia-engine")
 # Registered under its own name, so the engine's own lookup of "runc" on PATH plays no part.
 RUNTIME_NAME = "bookworm-runc"
