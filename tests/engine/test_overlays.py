@@ -155,6 +155,34 @@ def test_alertmanagers_gossip_and_notify_each_group_once(scale: Compose, agent: 
         scale.run("start", "alertmanager")
 
 
+def _pair_state(scale: Compose) -> str:
+    """What each hop holds when a page did not arrive: replica b's alerts and the Alertmanagers
+    it sends to, each running replica's alerts (with inhibition and silences), the sink."""
+    lines = []
+    rules = _get(scale, "prometheus-b", "http://127.0.0.1:9090/api/v1/alerts")["data"]["alerts"]
+    lines.append("replica b alerts: " + ", ".join(
+        f"{a['labels']['alertname']}/{a['labels'].get('job', '')}:{a['state']}" for a in rules))
+    ams = _get(scale, "prometheus-b", "http://127.0.0.1:9090/api/v1/alertmanagers")["data"]
+    lines.append(f"replica b alertmanagers: {json.dumps(ams)}")
+    for replica in REPLICAS[1:]:
+        alerts = _get(scale, replica, "http://127.0.0.1:9093/api/v2/alerts")
+        lines.append(f"{replica}: " + ", ".join(
+            f"{a['labels']['alertname']}/{a['labels'].get('service', '')}:{a['status']}"
+            for a in alerts))
+        status = _get(scale, replica, "http://127.0.0.1:9093/api/v2/status")["cluster"]
+        lines.append(f"{replica} cluster: {status['status']}, "
+                     f"{len(status.get('peers') or [])} peers")
+    notes = httpx.get(f"{SINK}/notifications", timeout=10).json()
+    lines.append("sink: " + ", ".join(
+        f"{n.get('receiver')}:"
+        f"{[a['labels']['alertname'] for a in (n.get('payload') or {}).get('alerts') or []]}"
+        for n in notes[-12:]))
+    for service in ("prometheus-b", *REPLICAS):
+        logs = scale.engine.docker("logs", "--tail", "15", scale.container(service), check=False)
+        lines.append(f"--- {service} log:\n{(logs.stdout + logs.stderr).decode()[-3000:]}")
+    return "\n".join(lines)
+
+
 def test_pair_pages_service_down_once_with_replica_a_stopped(scale: Compose) -> None:
     scale.run("stop", "--timeout", "5", "prometheus")
     try:
@@ -163,13 +191,7 @@ def test_pair_pages_service_down_once_with_replica_a_stopped(scale: Compose) -> 
             wait_for("ServiceDown for the api from replica b",
                      lambda: _notes("critical", **labels), timeout=180, interval=5)
         except AssertionError as exc:
-            seen = {
-                "replica b": _get(scale, "prometheus-b", "http://127.0.0.1:9090/api/v1/alerts"),
-                "alertmanager-2": _get(scale, "alertmanager-2",
-                                       "http://127.0.0.1:9093/api/v2/alerts"),
-                "sink": httpx.get(f"{SINK}/notifications", timeout=10).json()[-5:],
-            }
-            raise AssertionError(f"{exc}\n{json.dumps(seen, indent=1)[:6000]}") from None
+            raise AssertionError(f"{exc}\n{_pair_state(scale)}") from None
         time.sleep(15)  # a duplicate from the other replica would arrive within this
         notes = _notes("critical", **labels)
         assert len(notes) == 1, notes
