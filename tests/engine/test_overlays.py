@@ -184,6 +184,11 @@ def _pair_state(scale: Compose) -> str:
 
 
 def test_pair_pages_service_down_once_with_replica_a_stopped(scale: Compose) -> None:
+    # The previous test restarts an Alertmanager: this one proves the Prometheus pair, so it
+    # starts from a settled cluster (every replica ready with its two peers), as in production.
+    wait_for("three Alertmanagers in one settled cluster", lambda: all(
+        (status := _get(scale, r, "http://127.0.0.1:9093/api/v2/status")["cluster"])["status"]
+        == "ready" and len(status["peers"]) == 3 for r in REPLICAS), timeout=90)
     scale.run("stop", "--timeout", "5", "prometheus")
     try:
         labels = {"alertname": "ServiceDown", "job": "apollonia-api", "env": "compose"}
