@@ -52,6 +52,16 @@ PYTHON = os.environ.get("STANDIN_TEST_PYTHON") or (
     str(DEBIAN_PYTHON) if _has_image_runtime(DEBIAN_PYTHON) else sys.executable)
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: object) -> None:
+    """A JSON answer from a test server standing in for what a stand-in talks to."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -599,12 +609,7 @@ class FakeBackends:
                 pass
 
             def reply(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, payload)
 
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
@@ -772,12 +777,7 @@ class FakeDocker:
                     payload, status = fake.inspect.get(cid, {"message": "no such"}), 200
                     if cid not in fake.inspect:
                         status = 404
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, payload)
 
         import socketserver
 
